@@ -1,0 +1,3 @@
+from meterbridge.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""meterbridge.drivers (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""meterbridge.gateway (see ARCHITECTURE.md)."""

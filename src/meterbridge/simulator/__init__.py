@@ -1,0 +1,1 @@
+"""meterbridge.simulator (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""meterbridge.sinks (see ARCHITECTURE.md)."""

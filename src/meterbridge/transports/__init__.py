@@ -1,0 +1,1 @@
+"""meterbridge.transports (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""meterbridge.web (see ARCHITECTURE.md)."""
