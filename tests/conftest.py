@@ -1,0 +1,374 @@
+"""Shared service fixtures for the whole suite: MQTT brokers and PostgreSQL.
+
+``mqtt_broker``
+    ``(host, port)`` of a broker for the session: the system Mosquitto on 127.0.0.1:1883 when it answers an
+    MQTT CONNECT; otherwise, outside CI, an embedded amqtt broker (MQTT 3.1.1 only) started in a subprocess on
+    a free port. ``mqtt_broker.kind`` says which (``"mosquitto"`` or ``"amqtt"``), ``mqtt_broker.mqtt5`` whether
+    MQTT 5 features (shared subscriptions, manual session expiry) can be used. With ``CI=true`` a missing
+    broker fails the test instead.
+``mosquitto_factory``
+    Starts private ``mosquitto`` processes on free ports (temporary config and persistence directory) that a
+    test may stop, kill and restart; the system broker on 1883 is never touched. Skips outside CI when the
+    binary is missing, fails in CI.
+``postgres_dsn``
+    A libpq DSN for 127.0.0.1:5432, database ``test``, user ``postgres``, whose ``search_path`` is a schema
+    made for this test alone and dropped afterwards. Skips outside CI (with the reason) when PostgreSQL does
+    not answer; fails in CI.
+
+Set ``METERBRIDGE_TEST_MQTT=host:port`` or ``METERBRIDGE_TEST_PG=<libpq DSN>`` to point the fixtures at other
+services. Tests that use any of these fixtures get the ``services`` marker automatically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = ["MosquittoProcess", "MqttBroker"]
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+SYSTEM_MQTT = ("127.0.0.1", 1883)
+PG_BASE = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+MOSQUITTO_BINARIES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+SERVICE_FIXTURES = {"mqtt_broker", "mosquitto_factory", "postgres_dsn"}
+
+
+# ---------------------------------------------------------------------------------------------- probes
+
+
+def _mqtt_connect_packet(client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT (clean session, keepalive 10 s) for the probe."""
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x0a" + struct.pack(">H", len(cid)) + cid
+    return bytes((0x10, len(body))) + body
+
+
+def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when something on ``host:port`` accepts an MQTT CONNECT with a CONNACK (return code 0)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_mqtt_connect_packet(f"meterbridge-probe-{os.getpid()}"))
+            reply = b""
+            while len(reply) < 4:
+                chunk = sock.recv(4 - len(reply))
+                if not chunk:
+                    return False
+                reply += chunk
+            sock.sendall(b"\xe0\x00")  # DISCONNECT
+            return reply[0] == 0x20 and reply[3] == 0
+    except OSError:
+        return False
+
+
+def _env_mqtt() -> tuple[str, int] | None:
+    text = os.environ.get("METERBRIDGE_TEST_MQTT")
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def pg_base_dsn() -> str:
+    return os.environ.get("METERBRIDGE_TEST_PG", PG_BASE)
+
+
+def postgres_problem() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - psycopg is a runtime dependency
+        return f"psycopg is not installed ({exc})"
+    try:
+        with psycopg.connect(pg_base_dsn(), autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"PostgreSQL at {pg_base_dsn()!r} does not answer: {first}"
+    return None
+
+
+def mosquitto_binary() -> str | None:
+    for name in MOSQUITTO_BINARIES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_broker(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker on port {port} exited with status {proc.returncode}")
+        if mqtt_answers(host, port, timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"broker on {host}:{port} did not answer within {timeout} s")
+
+
+def _missing(reason: str) -> None:
+    """Fail in CI, skip elsewhere (with the reason)."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------------------------- header
+
+_HEADER_STATE: dict[str, str] = {}
+
+
+def _mqtt_plan() -> str:
+    if "mqtt" not in _HEADER_STATE:
+        env = _env_mqtt()
+        if env is not None:
+            _HEADER_STATE["mqtt"] = f"MQTT broker from METERBRIDGE_TEST_MQTT {env[0]}:{env[1]}"
+        elif mqtt_answers(*SYSTEM_MQTT):
+            _HEADER_STATE["mqtt"] = "MQTT broker: system Mosquitto on 127.0.0.1:1883"
+        elif IN_CI:
+            _HEADER_STATE["mqtt"] = "MQTT broker: none on 127.0.0.1:1883 (CI=true: MQTT tests will FAIL)"
+        else:
+            _HEADER_STATE["mqtt"] = (
+                "MQTT broker: none on 127.0.0.1:1883; an embedded amqtt broker (MQTT 3.1.1) is started "
+                "on a free port, MQTT 5 tests use private mosquitto processes or skip"
+            )
+    return _HEADER_STATE["mqtt"]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    problem = postgres_problem()
+    pg = "PostgreSQL: 127.0.0.1:5432 db test answers" if problem is None else f"PostgreSQL: {problem}"
+    if problem is not None:
+        pg += " (CI=true: PostgreSQL tests will FAIL)" if IN_CI else " (PostgreSQL tests are skipped)"
+    binary = mosquitto_binary()
+    mosq = (
+        f"mosquitto binary: {binary}" if binary else "mosquitto binary: missing (private-broker tests skip)"
+    )
+    return [_mqtt_plan(), pg, mosq]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+# ---------------------------------------------------------------------------------------------- MQTT
+
+
+@dataclass(frozen=True, slots=True)
+class MqttBroker:
+    """Where a test broker listens. Unpacks as ``host, port``."""
+
+    host: str
+    port: int
+    kind: str  # "mosquitto", "amqtt" or "external"
+    mqtt5: bool
+
+    def __iter__(self) -> Iterator[object]:
+        return iter((self.host, self.port))
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def answers(self, timeout: float = 2.0) -> bool:
+        return mqtt_answers(self.host, self.port, timeout)
+
+
+def _start_amqtt(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    conf = tmp / "amqtt.yaml"
+    conf.write_text(
+        "listeners:\n"
+        "  default:\n"
+        "    type: tcp\n"
+        f"    bind: 127.0.0.1:{port}\n"
+        "plugins:\n"
+        "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: true\n"
+    )
+    exe = Path(sys.executable).with_name("amqtt")
+    cmd = (
+        [str(exe), "-c", str(conf)]
+        if exe.exists()
+        else [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+    )
+    log = (tmp / "amqtt.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    _wait_for_broker("127.0.0.1", port, proc)
+    return proc, port
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker]:
+    """The session's MQTT broker (see the module docstring)."""
+    env = _env_mqtt()
+    if env is not None:
+        if not mqtt_answers(*env):
+            _missing(f"METERBRIDGE_TEST_MQTT={env[0]}:{env[1]} does not answer MQTT")
+        yield MqttBroker(env[0], env[1], "external", mqtt5=True)
+        return
+    if mqtt_answers(*SYSTEM_MQTT):
+        yield MqttBroker(*SYSTEM_MQTT, kind="mosquitto", mqtt5=True)
+        return
+    if IN_CI:
+        pytest.fail("CI=true and no MQTT broker answers on 127.0.0.1:1883", pytrace=False)
+    proc, port = _start_amqtt(tmp_path_factory.mktemp("amqtt"))
+    try:
+        yield MqttBroker("127.0.0.1", port, kind="amqtt", mqtt5=False)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class MosquittoProcess:
+    """A private mosquitto on ``port`` with its own config and persistence directory."""
+
+    binary: str
+    directory: Path
+    port: int
+    host: str = "127.0.0.1"
+    persistence: bool = True
+    extra_config: str = ""
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def answers(self, timeout: float = 2.0) -> bool:
+        return mqtt_answers(self.host, self.port, timeout)
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "mosquitto.log"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def write_config(self) -> None:
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.directory}/",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            f"log_dest file {self.log_path}",
+            "max_queued_messages 100000",
+            self.extra_config,
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> MosquittoProcess:
+        if self.running:
+            return self
+        self.write_config()
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            _wait_for_broker(self.host, self.port, self.proc)
+        except RuntimeError as exc:
+            err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+            raise RuntimeError(f"{exc}: {err.strip()}") from exc
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the broker: SIGTERM (it saves its persistence database) or, with ``kill``, SIGKILL."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def restart(self) -> MosquittoProcess:
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[object]:
+    """``mosquitto_factory(persistence=True, extra_config="") -> MosquittoProcess`` (started)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        _missing("the mosquitto binary is not installed (apt-get install mosquitto)")
+    assert binary is not None
+    started: list[MosquittoProcess] = []
+
+    def factory(*, persistence: bool = True, extra_config: str = "") -> MosquittoProcess:
+        directory = tmp_path / f"mosquitto-{len(started)}"
+        directory.mkdir()
+        broker = MosquittoProcess(
+            binary, directory, free_port(), persistence=persistence, extra_config=extra_config
+        )
+        started.append(broker)
+        return broker.start()
+
+    yield factory
+    for broker in started:
+        with contextlib.suppress(Exception):
+            broker.stop(kill=True)
+
+
+# ---------------------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture
+def postgres_dsn() -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema, dropped after the test."""
+    problem = postgres_problem()
+    if problem is not None:
+        _missing(problem)
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_base_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    base = conninfo_to_dict(pg_base_dsn())
+    options = f"{base.pop('options', '') or ''} -c search_path={schema}".strip()
+    try:
+        yield make_conninfo(**{k: str(v) for k, v in base.items() if v is not None}, options=options)
+    finally:
+        with psycopg.connect(pg_base_dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
