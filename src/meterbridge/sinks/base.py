@@ -1,0 +1,161 @@
+"""The sink interface: how stored readings, quality events and the meter inventory leave the gateway.
+
+A sink is anything that hands data to a peer (an MQTT broker, a fleet database). The gateway stores every
+reading first (``Store.add`` enqueues it in each registered sink's outbox) and then wakes the sinks. A sink
+
+* has a ``name`` (its outbox in the store; stable across restarts, e.g. ``"mqtt"``),
+* drains its outbox in ``run(store, stop)``: ``store.pending(name)`` in id order, send, and only after the
+  peer accepted (MQTT QoS 1 PUBACK, a committed INSERT) ``store.confirm(name, ids)``; on a peer outage it
+  keeps the entries and retries, so an outage or a crash loses nothing and the outbox drains in order,
+* is told about quality events (``on_event``) and about meters (``on_meter``, for discovery), and
+* is woken by the gateway after each stored batch (``wake()``; a sink may also just poll).
+
+``BaseSink`` implements that loop; a concrete sink only writes ``publish(batch)`` (and, if it likes,
+``connect``/``disconnect``, ``on_event``, ``on_meter``). Readings whose quality flags make them unfit for
+publication as values (``publishable()`` is false: implausible, a counter that went backwards, a wrong unit,
+a meter error, stale) are *not* handed to ``publish`` unless the sink sets ``publish_flagged = True``; they
+are confirmed without sending, since they are stored, flagged, and announced by a quality event.
+Store calls are synchronous and made through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Final, Protocol, runtime_checkable
+
+from meterbridge.readings import Quality, Reading
+from meterbridge.sinks.store import MeterInfo, QualityEvent, Store
+
+__all__ = ["PUBLISHABLE_FLAGS", "BaseSink", "Sink", "publishable"]
+
+log = logging.getLogger(__name__)
+
+#: Flags a reading may carry and still be published as a value: decrypted-but-unverified, and a value that is
+#: plausible but outside the guide's quality band (the band raises an event; the value is real).
+PUBLISHABLE_FLAGS: Final = Quality.UNAUTHENTICATED | Quality.THRESHOLD
+
+
+def publishable(reading: Reading) -> bool:
+    """True when the reading may be shown as a value (no flag other than ``PUBLISHABLE_FLAGS``)."""
+    return not (int(reading.quality) & ~int(PUBLISHABLE_FLAGS))
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """What the gateway needs of a sink (see the module docstring)."""
+
+    name: str
+
+    async def run(self, store: Store, stop: asyncio.Event) -> None:
+        """Drain ``store.pending(self.name)`` until ``stop`` is set; confirm only what the peer accepted."""
+        ...
+
+    def wake(self) -> None:
+        """New readings are in the outbox (called on the event loop; must not block)."""
+        ...
+
+    async def on_event(self, event: QualityEvent) -> None:
+        """A quality event was stored (raised or cleared)."""
+        ...
+
+    async def on_meter(self, meter: MeterInfo) -> None:
+        """A meter appeared or its description changed (discovery)."""
+        ...
+
+
+class BaseSink:
+    """The outbox loop shared by sinks: pending -> ``publish`` -> confirm, retrying on failure.
+
+    Subclasses implement ``publish(batch) -> ids accepted``; an exception from ``publish`` or ``connect``
+    keeps the whole batch and retries after ``retry_delay`` (doubling up to ``max_retry_delay``).
+    """
+
+    name: str = "sink"
+    batch_size: int = 500
+    poll_interval: float = 1.0
+    retry_delay: float = 0.5
+    max_retry_delay: float = 30.0
+    publish_flagged: bool = False
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self.connected = False
+        self.last_error: str | None = None
+
+    # -- to implement
+    async def connect(self) -> None:
+        """Open the connection to the peer (called before publishing and after a failure)."""
+        self.connected = True
+
+    async def disconnect(self) -> None:
+        self.connected = False
+
+    async def publish(self, batch: Sequence[tuple[int, Reading]]) -> Sequence[int]:
+        """Send ``batch`` (id order); return the ids the peer accepted."""
+        raise NotImplementedError
+
+    async def on_event(self, event: QualityEvent) -> None:
+        return None
+
+    async def on_meter(self, meter: MeterInfo) -> None:
+        return None
+
+    # -- the loop
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _wait(self, stop: asyncio.Event, timeout: float) -> None:
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            self._wake.clear()
+
+    async def drain_once(self, store: Store) -> int:
+        """Send one batch; return how many outbox entries it settled."""
+        batch = await asyncio.to_thread(store.pending, self.name, self.batch_size)
+        if not batch:
+            return 0
+        if self.publish_flagged:
+            send = batch
+            skipped: list[int] = []
+        else:
+            send = [(i, r) for i, r in batch if publishable(r)]
+            skipped = [i for i, r in batch if not publishable(r)]
+        accepted = list(await self.publish(send)) if send else []
+        done = sorted({*accepted, *skipped})
+        await asyncio.to_thread(store.confirm, self.name, done)
+        return len(done)
+
+    async def run(self, store: Store, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(store.register_sink, self.name)
+        delay = self.retry_delay
+        try:
+            while not stop.is_set():
+                try:
+                    if not self.connected:
+                        await self.connect()
+                    settled = await self.drain_once(store)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("sink %s: %s; retrying in %.1f s", self.name, self.last_error, delay)
+                    with contextlib.suppress(Exception):
+                        await self.disconnect()
+                    self.connected = False
+                    await self._wait(stop, delay)
+                    delay = min(delay * 2, self.max_retry_delay)
+                    continue
+                delay = self.retry_delay
+                self.last_error = None
+                if settled < self.batch_size:
+                    await self._wait(stop, self.poll_interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.disconnect()

@@ -1,0 +1,431 @@
+"""The PostgreSQL back end of ``meterbridge.sinks.store.Store`` (psycopg 3), for a gateway whose own store is
+PostgreSQL. Same tables and columns as the SQLite store (see ``meterbridge.sinks.store``).
+
+The URL is a libpq URL; ``?schema=NAME`` (removed before connecting) puts the tables in that schema, which
+is created when missing. The version of the schema is kept in ``meterbridge_schema``; ``MIGRATIONS[n]``
+takes version n-1 to n. One connection serves the gateway under a lock; ``read_connection()`` opens a
+separate one for long read queries.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from meterbridge.errors import ConfigError
+from meterbridge.obis import ObisCode
+from meterbridge.readings import Reading
+from meterbridge.sinks.store import (
+    SCHEMA_VERSION,
+    MeterInfo,
+    QualityEvent,
+    Store,
+    StoreError,
+    from_epoch_ms,
+    reading_from_row,
+    reading_row,
+    to_epoch_ms,
+)
+
+__all__ = ["MIGRATIONS", "PostgresStore", "split_schema"]
+
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """CREATE TABLE readings (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            meter_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            value TEXT,
+            value_real DOUBLE PRECISION,
+            value_type TEXT NOT NULL,
+            unit TEXT,
+            quality INTEGER NOT NULL DEFAULT 0,
+            name TEXT
+        )""",
+        "CREATE INDEX readings_meter_key_ts ON readings (meter_id, key, ts)",
+        "CREATE INDEX readings_ts ON readings (ts)",
+        "CREATE TABLE sinks (name TEXT PRIMARY KEY, registered_ms BIGINT NOT NULL)",
+        """CREATE TABLE outbox (
+            sink TEXT NOT NULL,
+            reading_id BIGINT NOT NULL,
+            PRIMARY KEY (sink, reading_id)
+        )""",
+        """CREATE TABLE events (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            meter_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT,
+            value TEXT,
+            threshold TEXT,
+            message TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            active INTEGER NOT NULL
+        )""",
+        "CREATE INDEX events_ts ON events (ts)",
+        "CREATE INDEX events_meter_ts ON events (meter_id, ts)",
+        """CREATE TABLE meters (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            kind TEXT,
+            protocol TEXT,
+            address TEXT,
+            serial TEXT,
+            manufacturer TEXT,
+            firmware TEXT,
+            last_seen BIGINT
+        )""",
+    ),
+}
+assert max(MIGRATIONS) == SCHEMA_VERSION
+
+_READING_COLUMNS: Final = "meter_id, key, ts, value, value_type, unit, quality, name"
+_METER_FIELDS: Final = ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware")
+_SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """``postgresql://...?schema=x&sslmode=y`` -> (``postgresql://...?sslmode=y``, ``"x"``).
+
+    A libpq keyword DSN (``host=... dbname=...``) is returned unchanged (its ``options`` may set search_path).
+    """
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url, None
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = None
+    rest = []
+    for name, value in query:
+        if name == "schema":
+            schema = value
+        else:
+            rest.append((name, value))
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise ConfigError(
+            f"PostgreSQL schema name {schema!r} must be a plain identifier (letters, digits, _)",
+            where="sinks.store",
+        )
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def _redacted(url: str) -> str:
+    if not url.startswith(("postgresql://", "postgres://")):
+        return re.sub(r"password\s*=\s*\S+", "password=***", url)
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class PostgresStore(Store):
+    """``Store`` on PostgreSQL."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self._dsn, self.schema = split_schema(url)
+        self.url = _redacted(url)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._conn = self._connect()
+        self._migrate()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL store {self.url}: {exc}") from exc
+        if self.schema:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        return conn
+
+    def _migrate(self) -> None:
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(727274)")
+            cur.execute("CREATE TABLE IF NOT EXISTS meterbridge_schema (version INTEGER NOT NULL)")
+            row = cur.execute("SELECT max(version) FROM meterbridge_schema").fetchone()
+            version = int(row[0]) if row and row[0] is not None else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"PostgreSQL store {self.url} has schema version {version}; this meterbridge knows up to "
+                    f"{SCHEMA_VERSION} (upgrade meterbridge)"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    cur.execute(statement.encode())
+                cur.execute("INSERT INTO meterbridge_schema (version) VALUES (%s)", (target,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"PostgreSQL store {self.url} is closed")
+            try:
+                with self._conn.transaction(), self._conn.cursor() as cur:
+                    yield cur
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
+
+    def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._transaction() as cur:
+            return cur.execute(query.encode(), params).fetchall()
+
+    # ------------------------------------------------------------ sinks and outbox
+
+    def register_sink(self, name: str) -> None:
+        if not name:
+            raise ValueError("sink name must not be empty")
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO sinks (name, registered_ms) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, to_epoch_ms(datetime.now(UTC))),
+            )
+
+    def sinks(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT name FROM sinks ORDER BY name")]
+
+    def add(self, readings: Sequence[Reading]) -> list[int]:
+        if not readings:
+            return []
+        columns: list[list[Any]] = [[] for _ in range(9)]
+        for row in (reading_row(r) for r in readings):
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality, name)"
+                " SELECT m, k, t, v, vr, vt, u, q, n FROM unnest("
+                "%s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], %s::text[], %s::text[],"
+                " %s::int[], %s::text[]) WITH ORDINALITY AS x(m, k, t, v, vr, vt, u, q, n, o)"
+                " ORDER BY o RETURNING id",
+                columns,
+            )
+            ids = sorted(int(r[0]) for r in cur.fetchall())
+            cur.execute(
+                "INSERT INTO outbox (sink, reading_id) SELECT s.name, r.id FROM sinks s"
+                " CROSS JOIN unnest(%s::bigint[]) AS r(id)",
+                (ids,),
+            )
+        return ids
+
+    def pending(self, sink: str, limit: int = 500) -> list[tuple[int, Reading]]:
+        rows = self._query(
+            f"SELECT r.id, {', '.join('r.' + c.strip() for c in _READING_COLUMNS.split(','))}"
+            " FROM outbox o JOIN readings r ON r.id = o.reading_id"
+            " WHERE o.sink = %s ORDER BY o.reading_id LIMIT %s",
+            (sink, limit),
+        )
+        return [(int(row[0]), reading_from_row(*row[1:])) for row in rows]
+
+    def confirm(self, sink: str, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM outbox WHERE sink = %s AND reading_id = ANY(%s::bigint[])",
+                (sink, [int(i) for i in ids]),
+            )
+
+    def outbox_depth(self, sink: str | None = None) -> int:
+        if sink is None:
+            return int(self._query("SELECT count(*) FROM outbox")[0][0])
+        return int(self._query("SELECT count(*) FROM outbox WHERE sink = %s", (sink,))[0][0])
+
+    # ------------------------------------------------------------ events
+
+    def add_event(self, event: QualityEvent) -> int:
+        with self._transaction() as cur:
+            row = cur.execute(
+                "INSERT INTO events (meter_id, kind, key, value, threshold, message, ts, active)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    event.meter_id,
+                    event.kind,
+                    event.key,
+                    None if event.value is None else str(event.value),
+                    None if event.threshold is None else str(event.threshold),
+                    event.message,
+                    to_epoch_ms(event.timestamp),
+                    int(event.active),
+                ),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def events(
+        self,
+        since: datetime | None = None,
+        meter: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        active: bool | None = None,
+    ) -> list[QualityEvent]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("ts >= %s")
+            params.append(to_epoch_ms(since))
+        if meter is not None:
+            where.append("meter_id = %s")
+            params.append(meter)
+        if kind is not None:
+            where.append("kind = %s")
+            params.append(kind)
+        if active is not None:
+            where.append("active = %s")
+            params.append(int(active))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._query(
+            "SELECT meter_id, kind, key, value, threshold, message, ts, active FROM events"
+            f"{clause} ORDER BY ts DESC, id DESC LIMIT %s",
+            (*params, limit),
+        )
+        return [
+            QualityEvent(
+                meter_id=r[0],
+                kind=r[1],
+                key=r[2],
+                value=r[3],
+                threshold=r[4],
+                message=r[5],
+                timestamp=from_epoch_ms(r[6]),
+                active=bool(r[7]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------ inventory
+
+    def upsert_meter(self, meter: MeterInfo) -> None:
+        values = [getattr(meter, f) for f in _METER_FIELDS]
+        last_seen = None if meter.last_seen is None else to_epoch_ms(meter.last_seen)
+        with self._transaction() as cur:
+            cur.execute(
+                f"INSERT INTO meters (id, {', '.join(_METER_FIELDS)}, last_seen)"
+                f" VALUES (%s, {', '.join('%s' for _ in _METER_FIELDS)}, %s)"
+                " ON CONFLICT (id) DO UPDATE SET "
+                + ", ".join(f"{f} = coalesce(excluded.{f}, meters.{f})" for f in _METER_FIELDS)
+                + ", last_seen = nullif(greatest(coalesce(excluded.last_seen, 0),"
+                " coalesce(meters.last_seen, 0)), 0)",
+                (meter.id, *values, last_seen),
+            )
+
+    def touch_meter(self, meter_id: str, when: datetime) -> None:
+        self.upsert_meter(MeterInfo(id=meter_id, last_seen=when))
+
+    def meters(self) -> list[MeterInfo]:
+        rows = self._query(f"SELECT id, {', '.join(_METER_FIELDS)}, last_seen FROM meters ORDER BY id")
+        return [
+            MeterInfo(
+                id=row[0],
+                **dict(zip(_METER_FIELDS, row[1:-1], strict=True)),
+                last_seen=None if not row[-1] else from_epoch_ms(row[-1]),
+            )
+            for row in rows
+        ]
+
+    # ------------------------------------------------------------ readings
+
+    def latest(self, meter_id: str, *, ok_only: bool = False) -> dict[str, Reading]:
+        rows = self._query(
+            f"SELECT DISTINCT ON (key) {_READING_COLUMNS} FROM readings"
+            f" WHERE meter_id = %s{' AND quality = 0' if ok_only else ''} ORDER BY key, ts DESC, id DESC",
+            (meter_id,),
+        )
+        return {row[1]: reading_from_row(*row) for row in rows}
+
+    @staticmethod
+    def _reading_filter(
+        meter_id: str | None,
+        key: ObisCode | str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if meter_id is not None:
+            where.append("meter_id = %s")
+            params.append(meter_id)
+        if key is not None:
+            where.append("key = %s")
+            params.append(str(key))
+        if start is not None:
+            where.append("ts >= %s")
+            params.append(to_epoch_ms(start))
+        if end is not None:
+            where.append("ts < %s")
+            params.append(to_epoch_ms(end))
+        return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+    def readings(
+        self,
+        meter_id: str | None = None,
+        key: ObisCode | str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Reading]:
+        clause, params = self._reading_filter(meter_id, key, start, end)
+        query = f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        return [reading_from_row(*row) for row in self._query(query, params)]
+
+    def iter_readings(
+        self,
+        meter_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Iterator[Reading]:
+        clause, params = self._reading_filter(meter_id, None, start, end)
+        with (
+            self.read_connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="meterbridge_export") as cur,
+        ):
+            cur.itersize = 2000
+            cur.execute(f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id".encode(), params)
+            for row in cur:
+                yield reading_from_row(*row)
+
+    def prune(self, before: datetime) -> int:
+        cutoff = to_epoch_ms(before)
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM readings r WHERE r.ts < %s AND NOT EXISTS"
+                " (SELECT 1 FROM outbox o WHERE o.reading_id = r.id)",
+                (cutoff,),
+            )
+            removed = cur.rowcount
+            cur.execute("DELETE FROM events WHERE ts < %s", (cutoff,))
+        return int(removed)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @contextmanager
+    def read_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r}, schema={self.schema!r})"

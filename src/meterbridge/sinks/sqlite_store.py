@@ -1,0 +1,407 @@
+"""The SQLite back end of ``meterbridge.sinks.store.Store``: one file, WAL mode, the embedded default.
+
+One connection does all writes under a lock (SQLite has one writer anyway); every write is one
+transaction begun with ``BEGIN IMMEDIATE``, so a crash (even ``kill -9``) leaves either all of an
+``add()`` -- readings and their outbox entries -- or none of it. ``read_connection()`` opens a separate
+connection so that long read queries (export, dashboard) run alongside the writer.
+
+The schema is migrated with ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes version n-1 to n.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from meterbridge.obis import ObisCode
+from meterbridge.readings import Reading
+from meterbridge.sinks.store import (
+    SCHEMA_VERSION,
+    MeterInfo,
+    QualityEvent,
+    Store,
+    StoreError,
+    from_epoch_ms,
+    reading_from_row,
+    reading_row,
+    to_epoch_ms,
+)
+
+__all__ = ["MIGRATIONS", "SqliteStore"]
+
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """CREATE TABLE readings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            meter_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            value TEXT,
+            value_real REAL,
+            value_type TEXT NOT NULL,
+            unit TEXT,
+            quality INTEGER NOT NULL DEFAULT 0,
+            name TEXT
+        )""",
+        "CREATE INDEX readings_meter_key_ts ON readings (meter_id, key, ts)",
+        "CREATE INDEX readings_ts ON readings (ts)",
+        "CREATE TABLE sinks (name TEXT PRIMARY KEY, registered_ms INTEGER NOT NULL)",
+        """CREATE TABLE outbox (
+            sink TEXT NOT NULL,
+            reading_id INTEGER NOT NULL,
+            PRIMARY KEY (sink, reading_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            meter_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT,
+            value TEXT,
+            threshold TEXT,
+            message TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            active INTEGER NOT NULL
+        )""",
+        "CREATE INDEX events_ts ON events (ts)",
+        "CREATE INDEX events_meter_ts ON events (meter_id, ts)",
+        """CREATE TABLE meters (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            kind TEXT,
+            protocol TEXT,
+            address TEXT,
+            serial TEXT,
+            manufacturer TEXT,
+            firmware TEXT,
+            last_seen INTEGER
+        )""",
+    ),
+}
+assert max(MIGRATIONS) == SCHEMA_VERSION
+
+_READING_COLUMNS: Final = "meter_id, key, ts, value, value_type, unit, quality, name"
+_METER_FIELDS: Final = ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware")
+
+
+def _event_from_row(row: Sequence[Any]) -> QualityEvent:
+    meter_id, kind, key, value, threshold, message, ts, active = row
+    return QualityEvent(
+        meter_id=meter_id,
+        kind=kind,
+        key=key,
+        value=value,
+        threshold=threshold,
+        message=message,
+        timestamp=from_epoch_ms(ts),
+        active=bool(active),
+    )
+
+
+def event_row(event: QualityEvent) -> tuple[Any, ...]:
+    return (
+        event.meter_id,
+        event.kind,
+        event.key,
+        None if event.value is None else str(event.value),
+        None if event.threshold is None else str(event.threshold),
+        event.message,
+        to_epoch_ms(event.timestamp),
+        int(event.active),
+    )
+
+
+class SqliteStore(Store):
+    """``Store`` on one SQLite file (or ``":memory:"``)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = str(path)
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        self._closed = False
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"SQLite store {self.path!r} could not switch to WAL mode (got {mode})")
+        # NORMAL in WAL mode: a committed transaction survives a process crash (kill -9); FULL also a power cut.
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        self._migrate()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"SQLite store {self.path!r} has schema version {version}; this meterbridge knows up to "
+                    f"{SCHEMA_VERSION} (upgrade meterbridge)"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                with self._transaction() as cur:
+                    for statement in MIGRATIONS[target]:
+                        cur.execute(statement)
+                    cur.execute(f"PRAGMA user_version = {target}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"SQLite store {self.path!r} is closed")
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"SQLite store {self.path!r} is closed")
+            return self._conn.execute(sql, params).fetchall()
+
+    # ------------------------------------------------------------ sinks and outbox
+
+    def register_sink(self, name: str) -> None:
+        if not name:
+            raise ValueError("sink name must not be empty")
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO sinks (name, registered_ms) VALUES (?, ?)",
+                (name, to_epoch_ms(datetime.now().astimezone())),
+            )
+
+    def sinks(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT name FROM sinks ORDER BY name")]
+
+    def add(self, readings: Sequence[Reading]) -> list[int]:
+        if not readings:
+            return []
+        rows = [reading_row(r) for r in readings]
+        with self._transaction() as cur:
+            cur.executemany(
+                "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality, name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            last = int(cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone()[0])
+            first = last - len(rows) + 1
+            cur.execute(
+                "INSERT INTO outbox (sink, reading_id) SELECT s.name, r.id FROM sinks s, readings r"
+                " WHERE r.id BETWEEN ? AND ?",
+                (first, last),
+            )
+        return list(range(first, last + 1))
+
+    def pending(self, sink: str, limit: int = 500) -> list[tuple[int, Reading]]:
+        rows = self._query(
+            f"SELECT r.id, {', '.join('r.' + c.strip() for c in _READING_COLUMNS.split(','))}"
+            " FROM outbox o JOIN readings r ON r.id = o.reading_id"
+            " WHERE o.sink = ? ORDER BY o.reading_id LIMIT ?",
+            (sink, limit),
+        )
+        return [(row[0], reading_from_row(*row[1:])) for row in rows]
+
+    def confirm(self, sink: str, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._transaction() as cur:
+            cur.executemany(
+                "DELETE FROM outbox WHERE sink = ? AND reading_id = ?", [(sink, int(i)) for i in ids]
+            )
+
+    def outbox_depth(self, sink: str | None = None) -> int:
+        if sink is None:
+            return int(self._query("SELECT count(*) FROM outbox")[0][0])
+        return int(self._query("SELECT count(*) FROM outbox WHERE sink = ?", (sink,))[0][0])
+
+    # ------------------------------------------------------------ events
+
+    def add_event(self, event: QualityEvent) -> int:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO events (meter_id, kind, key, value, threshold, message, ts, active)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                event_row(event),
+            )
+            return int(cur.lastrowid or 0)
+
+    def events(
+        self,
+        since: datetime | None = None,
+        meter: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        active: bool | None = None,
+    ) -> list[QualityEvent]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(to_epoch_ms(since))
+        if meter is not None:
+            where.append("meter_id = ?")
+            params.append(meter)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if active is not None:
+            where.append("active = ?")
+            params.append(int(active))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._query(
+            "SELECT meter_id, kind, key, value, threshold, message, ts, active FROM events"
+            f"{clause} ORDER BY ts DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    # ------------------------------------------------------------ inventory
+
+    def upsert_meter(self, meter: MeterInfo) -> None:
+        values = [getattr(meter, f) for f in _METER_FIELDS]
+        last_seen = None if meter.last_seen is None else to_epoch_ms(meter.last_seen)
+        with self._transaction() as cur:
+            cur.execute(
+                f"INSERT INTO meters (id, {', '.join(_METER_FIELDS)}, last_seen)"
+                f" VALUES (?, {', '.join('?' for _ in _METER_FIELDS)}, ?)"
+                f" ON CONFLICT (id) DO UPDATE SET "
+                + ", ".join(f"{f} = coalesce(excluded.{f}, meters.{f})" for f in _METER_FIELDS)
+                + ", last_seen = max(coalesce(excluded.last_seen, 0), coalesce(meters.last_seen, 0))",
+                (meter.id, *values, last_seen),
+            )
+
+    def touch_meter(self, meter_id: str, when: datetime) -> None:
+        self.upsert_meter(MeterInfo(id=meter_id, last_seen=when))
+
+    def meters(self) -> list[MeterInfo]:
+        rows = self._query(f"SELECT id, {', '.join(_METER_FIELDS)}, last_seen FROM meters ORDER BY id")
+        return [
+            MeterInfo(
+                id=row[0],
+                **dict(zip(_METER_FIELDS, row[1:-1], strict=True)),
+                last_seen=None if not row[-1] else from_epoch_ms(row[-1]),
+            )
+            for row in rows
+        ]
+
+    # ------------------------------------------------------------ readings
+
+    def latest(self, meter_id: str, *, ok_only: bool = False) -> dict[str, Reading]:
+        # SQLite: with max() the bare columns come from the row holding the maximum.
+        rows = self._query(
+            "SELECT meter_id, key, max(ts), value, value_type, unit, quality, name FROM readings"
+            f" WHERE meter_id = ?{' AND quality = 0' if ok_only else ''} GROUP BY key",
+            (meter_id,),
+        )
+        return {row[1]: reading_from_row(*row) for row in rows}
+
+    def _reading_filter(
+        self,
+        meter_id: str | None,
+        key: ObisCode | str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if meter_id is not None:
+            where.append("meter_id = ?")
+            params.append(meter_id)
+        if key is not None:
+            where.append("key = ?")
+            params.append(str(key))
+        if start is not None:
+            where.append("ts >= ?")
+            params.append(to_epoch_ms(start))
+        if end is not None:
+            where.append("ts < ?")
+            params.append(to_epoch_ms(end))
+        return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+    def readings(
+        self,
+        meter_id: str | None = None,
+        key: ObisCode | str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Reading]:
+        clause, params = self._reading_filter(meter_id, key, start, end)
+        sql = f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [reading_from_row(*row) for row in self._query(sql, params)]
+
+    def iter_readings(
+        self,
+        meter_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Iterator[Reading]:
+        clause, params = self._reading_filter(meter_id, None, start, end)
+        with self.read_connection() as conn:
+            cursor = conn.execute(f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id", params)
+            while batch := cursor.fetchmany(2000):
+                for row in batch:
+                    yield reading_from_row(*row)
+
+    def prune(self, before: datetime) -> int:
+        cutoff = to_epoch_ms(before)
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM readings WHERE ts < ? AND NOT EXISTS"
+                " (SELECT 1 FROM outbox o WHERE o.reading_id = readings.id)",
+                (cutoff,),
+            )
+            removed = cur.rowcount
+            cur.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
+        return int(removed)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @contextmanager
+    def read_connection(self) -> Iterator[sqlite3.Connection]:
+        if self.path == ":memory:":
+            with self._lock:
+                yield self._conn
+            return
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA query_only = 1")
+            yield conn
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
