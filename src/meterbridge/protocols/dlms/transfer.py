@@ -1,0 +1,154 @@
+"""Block transfer: General Block Transfer (GBT) and GET-with-datablock, split and reassembled.
+
+Holds ``split_general_block_transfer`` (an APDU into ``GeneralBlockTransfer`` blocks of any
+size), ``GeneralBlockReassembler`` (the receiving side: block numbers must follow each other,
+the last-block bit ends the APDU, acknowledgements for the sender), ``split_get_response``
+(a long GET answer into ``GetResponseWithDatablock`` blocks) and ``DatablockReassembler``.
+Both reassemblers hold at most ``max_size`` bytes and say so when a peer exceeds it.
+"""
+
+from __future__ import annotations
+
+from meterbridge.errors import FramingError
+from meterbridge.protocols.dlms.apdu import (
+    DataAccessResult,
+    GeneralBlockTransfer,
+    GetResponseWithDatablock,
+)
+
+__all__ = [
+    "DEFAULT_MAX_APDU",
+    "DatablockReassembler",
+    "GeneralBlockReassembler",
+    "split_general_block_transfer",
+    "split_get_response",
+]
+
+LAYER = "dlms"
+DEFAULT_MAX_APDU = 1 << 20
+"""Largest reassembled APDU accepted by default (1 MiB)."""
+
+
+def split_general_block_transfer(
+    apdu: bytes, block_size: int, *, first_block_number: int = 1, streaming: bool = True, window: int = 1
+) -> list[GeneralBlockTransfer]:
+    """Cut ``apdu`` into GBT blocks of at most ``block_size`` data bytes, numbered from ``first_block_number``."""
+    if block_size < 1:
+        raise ValueError("block_size must be at least 1")
+    chunks = [apdu[i : i + block_size] for i in range(0, len(apdu), block_size)] or [b""]
+    last = len(chunks) - 1
+    return [
+        GeneralBlockTransfer(
+            last_block=i == last,
+            block_number=(first_block_number + i) & 0xFFFF,
+            block_data=chunk,
+            streaming=streaming and i != last,
+            window=window,
+        )
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+class GeneralBlockReassembler:
+    """Collects GBT blocks; ``add`` answers the whole APDU when the last block arrives, else ``None``.
+
+    Block numbers must rise by one from the first block seen (a push may start at any number);
+    a gap, a repeat or a block after the size limit is a ``FramingError`` and starts over.
+    """
+
+    __slots__ = ("_expected", "_parts", "_size", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_APDU) -> None:
+        self.max_size = max_size
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._expected: int | None = None
+
+    @property
+    def in_progress(self) -> bool:
+        return self._expected is not None
+
+    @property
+    def last_block_number(self) -> int:
+        """Number of the last block taken (for the block-number-ack the receiver sends)."""
+        return 0 if self._expected is None else (self._expected - 1) & 0xFFFF
+
+    def reset(self) -> None:
+        self._parts = []
+        self._size = 0
+        self._expected = None
+
+    def add(self, block: GeneralBlockTransfer) -> bytes | None:
+        if self._expected is not None and block.block_number != self._expected:
+            expected = self._expected
+            self.reset()
+            raise FramingError(
+                f"general-block-transfer block {block.block_number} where block {expected} was expected",
+                layer=LAYER,
+            )
+        self._size += len(block.block_data)
+        if self._size > self.max_size:
+            self.reset()
+            raise FramingError(f"general-block-transfer APDU exceeds {self.max_size} bytes", layer=LAYER)
+        self._parts.append(block.block_data)
+        self._expected = (block.block_number + 1) & 0xFFFF
+        if not block.last_block:
+            return None
+        whole = b"".join(self._parts)
+        self.reset()
+        return whole
+
+    def ack(self, window: int = 1) -> GeneralBlockTransfer:
+        """The acknowledgement a receiver sends after a window (no data, block-number-ack set)."""
+        return GeneralBlockTransfer(
+            last_block=False,
+            block_number=0,
+            block_data=b"",
+            block_number_ack=self.last_block_number,
+            window=window,
+        )
+
+
+def split_get_response(
+    invoke_id: int, encoded_data: bytes, block_size: int
+) -> list[GetResponseWithDatablock]:
+    """Cut an encoded ``Data`` answer into GET-response-with-datablock blocks numbered from 1."""
+    if block_size < 1:
+        raise ValueError("block_size must be at least 1")
+    chunks = [encoded_data[i : i + block_size] for i in range(0, len(encoded_data), block_size)] or [b""]
+    return [
+        GetResponseWithDatablock(invoke_id, i == len(chunks) - 1, i + 1, chunk)
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+class DatablockReassembler:
+    """Client side of GET with-block: blocks numbered 1, 2, ...; answers the data bytes at the last one."""
+
+    __slots__ = ("_next", "_parts", "_size", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_APDU) -> None:
+        self.max_size = max_size
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._next = 1
+
+    @property
+    def next_block(self) -> int:
+        return self._next
+
+    def add(self, block: GetResponseWithDatablock) -> bytes | None:
+        if isinstance(block.raw_data, DataAccessResult):
+            raise FramingError(f"meter aborted the block transfer: {block.raw_data.reason}", layer=LAYER)
+        if block.block_number != self._next:
+            raise FramingError(
+                f"data block {block.block_number} where block {self._next} was expected", layer=LAYER
+            )
+        self._size += len(block.raw_data)
+        if self._size > self.max_size:
+            raise FramingError(f"GET answer exceeds {self.max_size} bytes", layer=LAYER)
+        self._parts.append(block.raw_data)
+        self._next += 1
+        if not block.last_block:
+            return None
+        return b"".join(self._parts)
