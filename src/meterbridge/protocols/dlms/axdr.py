@@ -457,6 +457,12 @@ class Data:
     def __post_init__(self) -> None:
         bounds = _INT_RANGES.get(self.type)
         if bounds is not None:
+            if (
+                type(self.value) is not int
+                and isinstance(self.value, int)
+                and not isinstance(self.value, bool)
+            ):
+                object.__setattr__(self, "value", int(self.value))  # an IntEnum member becomes its int
             if type(self.value) is not int or not bounds[0] <= self.value <= bounds[1]:
                 raise ValueError(
                     f"{self.type.name} needs an int in {bounds[0]}..{bounds[1]}, got {self.value!r}"
