@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,8 +92,8 @@ def heat_readings(start: datetime = BASE, steps: int = STEPS) -> list[Reading]:
     ]
 
 
-def fill(store: Store) -> list[Reading]:
-    readings = e450_readings() + heat_readings()
+def fill(store: Store, start: datetime = BASE) -> list[Reading]:
+    readings = e450_readings(start) + heat_readings(start)
     for i in range(0, len(readings), 2000):
         store.add(readings[i : i + 2000])
     store.upsert_meter(
@@ -118,10 +119,10 @@ def fill(store: Store) -> list[Reading]:
             manufacturer="KAM",
         )
     )
-    end = BASE + STEPS * STEP
+    end = start + (STEPS - 1) * STEP
     store.touch_meter("e450", end)
     store.touch_meter("heat-7", end)
-    ev = BASE + timedelta(days=2)
+    ev = start + timedelta(days=2)
     store.add_event(
         QualityEvent(
             meter_id="e450",
@@ -172,6 +173,18 @@ def known(tmp_path: Path) -> Iterator[KnownData]:
 
 
 @pytest.fixture
+def recent(tmp_path: Path) -> Iterator[KnownData]:
+    """The same data, ending at the last quarter hour before now (so that the default ranges show it)."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    end = now - timedelta(minutes=now.minute % 15)
+    path = tmp_path / "recent.sqlite"
+    store = open_store(str(path))
+    readings = fill(store, end - (STEPS - 1) * STEP)
+    yield KnownData(store, path, readings)
+    store.close()
+
+
+@pytest.fixture
 def reports_dir(tmp_path: Path) -> Path:
     d = tmp_path / "reports"
     d.mkdir()
@@ -198,8 +211,9 @@ class Served:
 
 
 @pytest.fixture
-def served(known: KnownData, reports_dir: Path) -> Iterator[Served]:
-    """The dashboard over the known store, served by uvicorn on a free loopback port in a thread."""
+def served(recent: KnownData, reports_dir: Path) -> Iterator[Served]:
+    """The dashboard over the recent store, served by uvicorn on a free loopback port in a thread."""
+    known = recent
     app = create_app(known.store, reports_dir=reports_dir, live_interval=0.2)
     port = free_port()
     server = build_server(app, "127.0.0.1", port)
@@ -215,10 +229,10 @@ def served(known: KnownData, reports_dir: Path) -> Iterator[Served]:
     thread.join(timeout=10)
 
 
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    """A Playwright page in the system's headless Chromium (skipped outside CI when it is missing, a failure
-    in CI)."""
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """The system's headless Chromium driven by Playwright, one per test module (skipped outside CI when it
+    is missing, a failure in CI)."""
     if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
         if IN_CI:
             pytest.fail(f"{CHROMIUM} is missing (CI must install the Debian package chromium)")
@@ -228,10 +242,19 @@ def browser_page() -> Iterator[object]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[object]:
+    """A fresh page (own context: no cookies shared between tests)."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture

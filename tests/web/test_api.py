@@ -53,7 +53,7 @@ async def test_overview_lists_every_meter_with_key_values(app: Any, known: Any) 
     assert values[VOLTAGE]["value"] == last_voltage.value
     assert values[VOLTAGE]["unit"] == "V"
     assert values[T1]["text"] == str(known.rows("e450", T1)[-1].value)
-    assert e450["last_seen"] == ms(BASE + timedelta(minutes=15 * 960))
+    assert e450["last_seen"] == ms(BASE + timedelta(minutes=15 * 959))
     # the data is from March 2026: both meters are stale now
     assert {m["state"] for m in body["meters"]} == {"stale"}
     heat = by_id["heat-7"]
@@ -371,7 +371,7 @@ async def test_health_and_metrics(app: Any, known: Any) -> None:
     assert 'meterbridge_outbox_depth{sink="mqtt"} 0.0' in text
     samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
     seen = samples['meterbridge_meter_last_seen_timestamp_seconds{meter="e450"}']
-    assert float(seen) == (BASE + timedelta(minutes=15 * 960)).timestamp()
+    assert float(seen) == (BASE + timedelta(minutes=15 * 959)).timestamp()
     assert 'meterbridge_meter_events{kind="bus_collisions",meter="heat-7"} 2.0' in text
     assert 'meterbridge_meter_active_events{kind="meter_error",meter="heat-7"} 1.0' in text
     # the voltage event was cleared afterwards: not active
