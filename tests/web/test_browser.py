@@ -72,16 +72,18 @@ def test_meter_plots_render_with_data(served: Any, browser_page: Any, screenshot
     problems = watch_console(page)
     page.goto(served.url + "/meters/e450")
     page.wait_for_function("() => (window.meterbridge.ready || 0) >= 1")
-    lengths = page.evaluate("Object.fromEntries(Object.entries(window.meterbridge.charts).map(([k, u]) => [k, u.data[0].length]))")
+    lengths = page.evaluate(
+        "Object.fromEntries(Object.entries(window.meterbridge.charts).map(([k, u]) => [k, u.data[0].length]))"
+    )
     assert lengths[VOLTAGE] == 96  # the last day of 15-minute readings (raw points)
     # the canvas holds drawn pixels, not a blank area
     inked = page.evaluate(
-        """(() => {
-        const fig = document.querySelector('figure.plot[data-key="%s"] canvas');
+        """(key) => {
+        const fig = document.querySelector(`figure.plot[data-key="${key}"] canvas`);
         const px = fig.getContext('2d').getImageData(0, 0, fig.width, fig.height).data;
         let n = 0; for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-        return n; })()"""
-        % VOLTAGE
+        return n; }""",
+        VOLTAGE,
     )
     assert inked > 500
     summary = page.locator(f'figure.plot[data-key="{VOLTAGE}"] .summary').text_content()
@@ -118,7 +120,9 @@ def counter_at(rows: list[Reading], instant: datetime) -> Reading | None:
     return good[-1] if good else None
 
 
-def test_day_energy_bars_equal_the_counter_differences(served: Any, browser_page: Any, screenshots: Path) -> None:
+def test_day_energy_bars_equal_the_counter_differences(
+    served: Any, browser_page: Any, screenshots: Path
+) -> None:
     page = browser_page
     page.goto(served.url + "/meters/e450")
     page.wait_for_function("() => window.meterbridge.charts['energy-day'] !== undefined")
