@@ -256,6 +256,10 @@ class MosquittoProcess:
     host: str = "127.0.0.1"
     persistence: bool = True
     extra_config: str = ""
+    anonymous: bool = True
+    password_file: Path | None = None
+    tls: tuple[Path, Path] | None = None  # (certfile, keyfile) for a second, TLS listener on tls_port
+    tls_port: int | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -279,8 +283,15 @@ class MosquittoProcess:
 
     def write_config(self) -> None:
         lines = [
+            # as root, mosquitto would switch to the "mosquitto" user, who cannot read the pytest tmp dirs
+            *(["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+            "per_listener_settings false",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
+        ]
+        if self.password_file is not None:
+            lines.append(f"password_file {self.password_file}")
+        lines += [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.directory}/",
             "log_type error",
@@ -290,11 +301,19 @@ class MosquittoProcess:
             "max_queued_messages 100000",
             self.extra_config,
         ]
+        if self.tls is not None:
+            lines += [
+                f"listener {self.tls_port} {self.host}",
+                f"certfile {self.tls[0]}",
+                f"keyfile {self.tls[1]}",
+            ]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self) -> MosquittoProcess:
         if self.running:
             return self
+        if self.password_file is not None:  # the probe cannot log in: wait for the port instead
+            return self._start_waiting_for_port()
         self.write_config()
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -305,6 +324,21 @@ class MosquittoProcess:
             err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
             raise RuntimeError(f"{exc}: {err.strip()}") from exc
         return self
+
+    def _start_waiting_for_port(self) -> MosquittoProcess:
+        self.write_config()
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err.strip()}")
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), timeout=0.5):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"mosquitto on {self.host}:{self.port} did not listen within 15 s")
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the broker: SIGTERM (it saves its persistence database) or, with ``kill``, SIGKILL."""
@@ -335,11 +369,38 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[object]:
     assert binary is not None
     started: list[MosquittoProcess] = []
 
-    def factory(*, persistence: bool = True, extra_config: str = "") -> MosquittoProcess:
+    def factory(
+        *,
+        persistence: bool = True,
+        extra_config: str = "",
+        users: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> MosquittoProcess:
+        """``users`` turns anonymous access off and writes a password file; ``tls`` adds a TLS listener."""
         directory = tmp_path / f"mosquitto-{len(started)}"
         directory.mkdir()
+        password_file = None
+        if users:
+            password_file = directory / "passwords"
+            password_file.touch()
+            passwd = shutil.which("mosquitto_passwd")
+            if passwd is None:
+                _missing("mosquitto_passwd is not installed (it comes with the mosquitto package)")
+            assert passwd is not None
+            for user, password in users.items():
+                subprocess.run(
+                    [passwd, "-b", str(password_file), user, password], check=True, capture_output=True
+                )
         broker = MosquittoProcess(
-            binary, directory, free_port(), persistence=persistence, extra_config=extra_config
+            binary,
+            directory,
+            free_port(),
+            persistence=persistence,
+            extra_config=extra_config,
+            anonymous=not users,
+            password_file=password_file,
+            tls=tls,
+            tls_port=free_port() if tls else None,
         )
         started.append(broker)
         return broker.start()
