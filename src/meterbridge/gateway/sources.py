@@ -117,11 +117,14 @@ class PolledSource(abc.ABC):
                 started = loop.time()
                 items: Sequence[SourceItem] = ()
                 try:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                     async with self.lock:
                         if not opened:
-                            await asyncio.wait_for(self.open(), self.timeout)
+                            async with asyncio.timeout(self.timeout):
+                                await self.open()
                             opened = True
-                        items = await asyncio.wait_for(self.poll(), self.timeout)
+                        async with asyncio.timeout(self.timeout):
+                            items = await self.poll()
                 except (MeterbridgeError, OSError, TimeoutError, EOFError) as exc:
                     self.failures += 1
                     self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
