@@ -216,13 +216,13 @@ class History:
         max_points = max(1, min(int(max_points), MAX_POINTS))
         width = max(1, math.ceil((end_ms - start_ms) / max_points))
         with self._cursor() as cur:
-            cur.execute(self._sql(_AGGREGATE_SQL), (start_ms, width, meter_id, key, start_ms, end_ms))
-            buckets = cur.fetchall()
-            unit = self._unit(cur, meter_id, key)
-            total = sum(int(b[1]) for b in buckets)
-            if total <= max_points:
-                cur.execute(self._sql(_RAW_SQL), (meter_id, key, start_ms, end_ms))
-                rows = [RawRow(int(r[0]), r[1], float(r[2]), r[3], int(r[4])) for r in cur.fetchall()]
+            # an index-only probe decides: no row past the first max_points means the rows are the answer
+            cur.execute(self._sql(_PROBE_SQL), (meter_id, key, start_ms, end_ms, max_points))
+            if cur.fetchone() is None:
+                cur.execute(self._sql(_RAW_SQL), (meter_id, key, start_ms, end_ms, max_points))
+                fetched = cur.fetchall()
+                rows = [RawRow(int(r[0]), r[1], float(r[2]), r[3], int(r[4])) for r in fetched]
+                unit = rows[-1].unit if rows else self._unit(cur, meter_id, key)
                 values = [r.value_real for r in rows if r.value_real is not None]
                 return Series(
                     meter_id,
@@ -239,6 +239,9 @@ class History:
                     count=[1] * len(rows),
                     rows=rows,
                 )
+            cur.execute(self._sql(_AGGREGATE_SQL), (start_ms, width, meter_id, key, start_ms, end_ms))
+            buckets = cur.fetchall()
+            unit = self._unit(cur, meter_id, key)
         return Series(
             meter_id,
             key,
@@ -439,8 +442,9 @@ _AGGREGATE_SQL: Final = (
 )
 _RAW_SQL: Final = (
     "SELECT ts, value, value_real, unit, quality FROM readings "
-    "WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL ORDER BY ts, id"
+    "WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL ORDER BY ts, id LIMIT ?"
 )
+_PROBE_SQL: Final = "SELECT ts FROM readings WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT 1 OFFSET ?"
 _UNIT_SQL: Final = "SELECT unit FROM readings WHERE meter_id = ? AND key = ? ORDER BY ts DESC LIMIT 1"
 _KEYS_SQL: Final = (
     "WITH RECURSIVE k(key) AS (SELECT min(key) FROM readings WHERE meter_id = ? "

@@ -1,0 +1,177 @@
+"""Dashboard plot API vs a bare SQL aggregate, side by side in one run, on one year of 1-minute history.
+
+The store (SQLite, written through ``Store.add``) holds one meter with a voltage and a tariff counter read
+every minute for a year (525,600 readings per register). For each range the script times
+
+- the bare aggregate: one ``SELECT (ts - start) / width, count, min, max, avg ... GROUP BY 1`` over the same
+  range on a read connection, rows fetched (the least any server-side downsampling can cost), and
+- the dashboard's answer: ``GET /api/meters/{id}/series`` through the full Starlette app (httpx ASGI
+  transport: parameter parsing, the query, the thread hop, JSON encoding),
+
+and prints the medians, their ratio (target: at most 2) and the payload size (target: under 200 kB). The
+energy-per-day and per-month answers (counter differences at the boundaries) are timed too.
+
+Run: ``.venv/bin/python bench/dashboard.py`` (``--db PATH`` keeps the generated store for later runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from meterbridge.obis import ObisCode
+from meterbridge.readings import Reading
+from meterbridge.sinks.store import MeterInfo, Store, open_store
+from meterbridge.web import create_app
+
+METER = "bench-e450"
+VOLTAGE = ObisCode.parse("1-0:32.7.0.255")
+T1 = ObisCode.parse("1-0:1.8.1.255")
+START = datetime(2025, 1, 1, tzinfo=UTC)
+MINUTES = 365 * 24 * 60
+END = START + timedelta(minutes=MINUTES)
+RANGES = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=31),
+    "year": timedelta(days=365),
+}
+POINTS = 1000
+REPEAT = 7
+
+
+def ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def build(store: Store) -> None:
+    batch: list[Reading] = []
+    counter = Decimal("1000000.0")
+    started = time.perf_counter()
+    for i in range(MINUTES):
+        when = START + timedelta(minutes=i)
+        counter += Decimal(5 + (i * 7) % 23) / 10
+        batch.append(Reading(METER, VOLTAGE, 230.0 + ((i * 7919) % 2000) / 100 - 10, "V", when))
+        batch.append(Reading(METER, T1, counter, "Wh", when))
+        if len(batch) >= 20_000:
+            store.add(batch)
+            batch = []
+    if batch:
+        store.add(batch)
+    store.upsert_meter(MeterInfo(id=METER, name="Bench E450", kind="electricity", protocol="optical"))
+    print(f"built {2 * MINUTES:,} readings through Store.add in {time.perf_counter() - started:.1f} s")
+
+
+def bare_aggregate(store: Store, key: str, start: int, end: int, points: int) -> int:
+    width = max(1, -(-(end - start) // points))
+    with store.read_connection() as conn:
+        rows = conn.execute(
+            "SELECT (ts - ?) / ? AS b, count(value_real), min(value_real), max(value_real), avg(value_real) "
+            "FROM readings WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL "
+            "GROUP BY b ORDER BY b",
+            (start, width, METER, key, start, end),
+        ).fetchall()
+    return len(rows)
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def run(store: Store) -> None:
+    app = create_app(store)
+    transport = httpx.ASGITransport(app=app)
+    key = str(VOLTAGE)
+    print()
+    print(f"plot API vs bare SQL aggregate, {METER} {key}, points={POINTS}, median of {REPEAT} runs")
+    print(
+        f"{'range':<7}{'rows':>9}{'points':>8}{'bare SQL ms':>13}{'API ms':>9}{'ratio':>7}{'payload kB':>12}"
+    )
+    worst_ratio = 0.0
+    biggest = 0
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for name, span in RANGES.items():
+            end = ms(END)
+            start = end - int(span.total_seconds() * 1000)
+            url = f"/api/meters/{METER}/series?key={key}&start={start}&end={end}&points={POINTS}"
+            await client.get(url)  # warm the page cache once for both sides
+            bare: list[float] = []
+            api: list[float] = []
+            size = 0
+            body: dict[str, object] = {}
+            for _ in range(REPEAT):
+                t0 = time.perf_counter()
+                await asyncio.to_thread(bare_aggregate, store, key, start, end, POINTS)
+                bare.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                r = await client.get(url)
+                api.append(time.perf_counter() - t0)
+                size = len(r.content)
+                body = r.json()
+            for points in (1, 500, 2000):  # payload bound for every allowed resolution
+                r = await client.get(url.replace(f"points={POINTS}", f"points={points}"))
+                biggest = max(biggest, len(r.content))
+            ratio = median_ms(api) / median_ms(bare)
+            worst_ratio = max(worst_ratio, ratio)
+            biggest = max(biggest, size)
+            t_list = body["t"]
+            assert isinstance(t_list, list)
+            print(
+                f"{name:<7}{body['total']:>9,}{len(t_list):>8}{median_ms(bare):>13.2f}{median_ms(api):>9.2f}"
+                f"{ratio:>7.2f}{size / 1000:>12.1f}"
+            )
+        floor = []
+        for _ in range(REPEAT):
+            t0 = time.perf_counter()
+            await client.get("/healthz")
+            floor.append(time.perf_counter() - t0)
+        print(
+            f"HTTP floor (GET /healthz: one trivial store call through the same app): {median_ms(floor):.2f} ms"
+        )
+        print(
+            f"largest payload over all ranges and points=1/500/1000/2000: {biggest / 1000:.1f} kB (target < 200)"
+        )
+        print(f"worst ratio over all ranges: {worst_ratio:.2f} (target <= 2)")
+        print()
+        print("energy from counter differences (API, median ms)")
+        for period, first in (("day", date(2025, 1, 1)), ("month", date(2025, 1, 1))):
+            url = f"/api/meters/{METER}/energy?period={period}&start={first}&end=2025-12-31&tz=Europe/Vienna"
+            await client.get(url)
+            samples = []
+            for _ in range(REPEAT):
+                t0 = time.perf_counter()
+                r = await client.get(url)
+                samples.append(time.perf_counter() - t0)
+            n = len(r.json()["buckets"])
+            print(
+                f"  {period:<6}{n:>5} buckets {median_ms(samples):>9.2f} ms  payload {len(r.content) / 1000:.1f} kB"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", type=Path, help="store file to use (built when missing)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.db or Path(tmp) / "bench.sqlite"
+        fresh = not path.exists()
+        store = open_store(str(path))
+        try:
+            if fresh:
+                build(store)
+            asyncio.run(run(store))
+        finally:
+            store.close()
+
+
+if __name__ == "__main__":
+    main()
