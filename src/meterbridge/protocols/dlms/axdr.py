@@ -572,6 +572,18 @@ class Data:
 # decoding: one function per tag, in a tuple indexed by the tag byte
 
 _Decoder = Callable[[bytes | memoryview, int, int], tuple[Data, int]]
+_new_data = Data.__new__
+_set = object.__setattr__
+
+
+def _made(tag: DataType, value: DataValue) -> Data:
+    """A ``Data`` the decoder built from checked wire bytes (skips the constructor's checks)."""
+    d = _new_data(Data)
+    _set(d, "type", tag)
+    _set(d, "value", value)
+    return d
+
+
 _U16 = struct.Struct(">H")
 
 
@@ -591,7 +603,7 @@ def _make_fixed(tag: DataType, fmt: str) -> _Decoder:
     def dec(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
         if pos + size > len(buf):
             _need(buf, pos, size, what)
-        return Data(tag, unpack(buf, pos)[0]), pos + size
+        return _made(tag, unpack(buf, pos)[0]), pos + size
 
     return dec
 
@@ -614,7 +626,7 @@ def _dec_bcd(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
     b = buf[pos]
     if b >> 4 > 9 or b & 0x0F > 9:
         raise FramingError(f"bcd byte {b:02X} has a nibble above 9", offset=pos, layer=LAYER)
-    return Data(DataType.BCD, (b >> 4) * 10 + (b & 0x0F)), pos + 1
+    return _made(DataType.BCD, (b >> 4) * 10 + (b & 0x0F)), pos + 1
 
 
 def _dec_sequence(tag: DataType) -> _Decoder:
@@ -640,7 +652,7 @@ def _dec_sequence(tag: DataType) -> _Decoder:
                 _unknown(buf, pos)
             item, pos = fn(buf, pos + 1, depth + 1)  # type: ignore[misc]
             append(item)
-        return Data(tag, tuple(items)), pos
+        return _made(tag, tuple(items)), pos
 
     return dec
 
@@ -655,7 +667,7 @@ def _make_string(tag: DataType) -> _Decoder:
             _need(buf, pos, n, what)
         raw = bytes(buf[pos:end])
         if tag is DataType.OCTET_STRING:
-            return Data(tag, raw), end
+            return _made(tag, raw), end
         try:
             text = raw.decode("ascii" if tag is DataType.VISIBLE_STRING else "utf-8")
             return Data(tag, text), end
@@ -678,15 +690,15 @@ def _dec_bit_string(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data
 
 
 def _dec_date_time(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
-    return Data(DataType.DATE_TIME, CosemDateTime.decode(buf, pos)), pos + 12
+    return _made(DataType.DATE_TIME, CosemDateTime.decode(buf, pos)), pos + 12
 
 
 def _dec_date(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
-    return Data(DataType.DATE, CosemDate.decode(buf, pos)), pos + 5
+    return _made(DataType.DATE, CosemDate.decode(buf, pos)), pos + 5
 
 
 def _dec_time(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
-    return Data(DataType.TIME, CosemTime.decode(buf, pos)), pos + 4
+    return _made(DataType.TIME, CosemTime.decode(buf, pos)), pos + 4
 
 
 def _decode_description(buf: bytes | memoryview, pos: int, depth: int) -> tuple[TypeDescription, int]:
@@ -721,13 +733,13 @@ def _decode_described(
         for element in desc.elements:
             item, pos = _decode_described(buf, pos, element, depth + 1)
             items.append(item)
-        return Data(DataType.STRUCTURE, tuple(items)), pos
+        return _made(DataType.STRUCTURE, tuple(items)), pos
     if desc.type is DataType.ARRAY:
         items = []
         for _ in range(desc.count):
             item, pos = _decode_described(buf, pos, desc.elements[0], depth + 1)
             items.append(item)
-        return Data(DataType.ARRAY, tuple(items)), pos
+        return _made(DataType.ARRAY, tuple(items)), pos
     fn = _DECODERS[desc.type]
     assert fn is not None
     return fn(buf, pos, depth + 1)

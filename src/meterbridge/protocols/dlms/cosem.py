@@ -151,7 +151,7 @@ def value_of(data: Data, default_tz: tzinfo = UTC) -> Value:
     unspecified).
     """
     v = data.value
-    if isinstance(v, bool | int | float | str) or v is None:
+    if type(v) is int or isinstance(v, bool | int | float | str) or v is None:
         return v
     if isinstance(v, bytes):
         if len(v) == 12 and v[2] != 0xFF:
@@ -161,8 +161,10 @@ def value_of(data: Data, default_tz: tzinfo = UTC) -> Value:
                     return stamp.to_datetime(default_tz)
             except (FramingError, ValueError):
                 pass
-        if v and all(0x20 <= b < 0x7F for b in v):
-            return v.decode("ascii")
+        if v.isascii():
+            text = v.decode("ascii")
+            if text and text.isprintable():
+                return text
         return v
     if isinstance(v, CosemDateTime):
         return v.to_datetime(default_tz) if v.is_complete else None
