@@ -18,12 +18,11 @@ byte stream (noise between telegrams is skipped).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from meterbridge.errors import ChecksumError, FramingError
+from meterbridge.errors import ChecksumError, FramingError, ProtocolError
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.events import NEED_DATA, NeedData
 from meterbridge.protocols.iec62056_21.conversion import meter_id_of, reading_of
@@ -178,32 +177,44 @@ class P1Reader:
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._events: deque[Telegram] = deque()
-        self.skipped = 0
+        self.skipped = 0  # noise bytes dropped before telegrams
+        self.consumed = 0  # stream offset of the first byte still buffered
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
 
+    def _drop(self, count: int) -> None:
+        del self._buf[:count]
+        self.consumed += count
+
     def next_event(self) -> Telegram | NeedData:
+        """The next telegram, or ``NEED_DATA``. Error offsets count from the start of the stream."""
         buf = self._buf
         start = buf.find(b"/")
         if start < 0:
             self.skipped += len(buf)
-            buf.clear()
+            self._drop(len(buf))
             return NEED_DATA
         if start:
             self.skipped += start
-            del buf[:start]
+            self._drop(start)
         bang = buf.find(b"\r\n!")
         end = buf.find(b"\r\n", bang + 3) if bang >= 0 else -1
         if end < 0:
             if len(buf) > MAX_TELEGRAM:
-                del buf[:1]
-                raise FramingError(f"no end of telegram within {MAX_TELEGRAM} bytes", offset=0, layer=LAYER)
+                base = self.consumed
+                self._drop(1)
+                raise FramingError(
+                    f"no end of telegram within {MAX_TELEGRAM} bytes", offset=base, layer=LAYER
+                )
             return NEED_DATA
         raw = bytes(buf[: end + 2])
-        del buf[: end + 2]
-        return Telegram.decode(raw)
+        base = self.consumed
+        self._drop(end + 2)
+        try:
+            return Telegram.decode(raw)
+        except ProtocolError as exc:
+            raise type(exc)(exc.message, offset=base + (exc.offset or 0), layer=exc.layer) from None
 
 
 def to_readings(telegram: Telegram, *, received_at: datetime) -> list[Reading]:

@@ -57,6 +57,8 @@ from meterbridge.protocols.iec62056_21.messages import (
 from meterbridge.protocols.iec62056_21.session import (
     CLIENT_TRANSITIONS,
     METER_TRANSITIONS,
+    CapturedMessage,
+    CaptureReader,
     ClientState,
     HdlcHandOver,
     Iec62056Client,
@@ -76,6 +78,8 @@ __all__ = [
     "MODE_D_BAUD",
     "Ack",
     "Break",
+    "CaptureReader",
+    "CapturedMessage",
     "CapturedReadout",
     "ClientState",
     "DataLine",

@@ -131,16 +131,7 @@ class DataValue:
         numbers, firmware, status words: OBIS C = 0 or 96-99) and there is no
         unit, the stripped text is kept: ``"0008"`` stays ``"0008"``.
         """
-        text = self.text.strip()
-        unit = self.unit
-        if (unit is not None or not identifier) and _NUMBER.fullmatch(text) is not None:
-            return Decimal(text) if "." in text else int(text)
-        if unit is None:
-            if text[:2] == "ER" and _ERROR.fullmatch(text):
-                return None
-            if len(text) == 13 and (stamp := parse_dsmr_timestamp(text)) is not None:
-                return stamp
-        return text
+        return _parse_text(self.text, self.unit, identifier)
 
     def encode(self) -> str:
         if self.unit is None:
@@ -271,7 +262,18 @@ def parse_data_block(
     _check_line_ends(text, base)
     triples = _simple_triples(text)
     if triples is not None:
-        return tuple([(_data_set(a, (_value(v, u),)),) for a, v, u in triples])
+        new, put, value_type, set_type = _new, _set, DataValue, DataSet
+        out: list[DataLine] = []
+        append = out.append
+        for a, v, u in triples:  # _data_set(a, (_value(v, u),)) written out: this loop is the hot path
+            dv = new(value_type)
+            put(dv, "text", v)
+            put(dv, "unit", u)
+            ds = new(set_type)
+            put(ds, "address", a)
+            put(ds, "values", (dv,))
+            append((ds,))
+        return tuple(out)
     lines: list[DataLine] = []
     pos = 0
     for line in text.split("\r\n"):
@@ -295,14 +297,23 @@ class _IdentifierFlags(dict[str, bool]):
 _IDENTIFIER: Final = _IdentifierFlags()
 
 
-def _parsed(text: str, unit: str | None, identifier: bool) -> ParsedValue:
-    """``DataValue.parse`` for bare strings, with the common cases first."""
-    if unit is not None or not identifier:
+def _parse_text(text: str, unit: str | None, identifier: bool) -> ParsedValue:
+    """``DataValue.parse`` on bare strings, the common cases first."""
+    numeric = unit is not None or not identifier
+    if numeric:
         if text.isdecimal():
             return int(text)
         if text.replace(".", "", 1).isdecimal():
             return Decimal(text)
-    return _value(text, unit).parse(identifier)
+    text = text.strip()
+    if numeric and _NUMBER.fullmatch(text) is not None:
+        return Decimal(text) if "." in text else int(text)
+    if unit is None:
+        if text[:2] == "ER" and _ERROR.fullmatch(text):
+            return None
+        if len(text) == 13 and (stamp := parse_dsmr_timestamp(text)) is not None:
+            return stamp
+    return text
 
 
 def block_values(text: str, *, base: int = 0) -> list[tuple[str, ParsedValue, str | None]]:
@@ -317,7 +328,7 @@ def block_values(text: str, *, base: int = 0) -> list[tuple[str, ParsedValue, st
     triples = _simple_triples(text)
     flags = _IDENTIFIER
     if triples is not None:
-        return [(a, _parsed(v, u, flags[a]), u) for a, v, u in triples]
+        return [(a, _parse_text(v, u, flags[a]), u) for a, v, u in triples]
     return [(s.address, s.value, s.unit) for line in parse_data_block(text, base=base) for s in line]
 
 

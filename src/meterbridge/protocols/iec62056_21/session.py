@@ -68,6 +68,8 @@ __all__ = [
     "CLIENT_TRANSITIONS",
     "MAX_BUFFER",
     "METER_TRANSITIONS",
+    "CaptureReader",
+    "CapturedMessage",
     "ClientEvent",
     "ClientState",
     "HdlcHandOver",
@@ -240,23 +242,28 @@ _HUNT_METER: Final[dict[MeterState, re.Pattern[bytes]]] = {
     M.PROGRAMMING: re.compile(rb"[\x01\x15]"),
 }
 _BLOCK_END: Final = re.compile(rb"[\x03\x04]")
+_OPTION_SELECT: Final = re.compile(rb"\x06[0-9][0-9][0-9A-Z]\r\n")
+_HUNT_ANY: Final = re.compile(rb"[/\x01\x02\x06\x15]")
 _MAX_LINE: Final = 64
 
 
 class _Receiver:
     """Receive buffer with a read cursor: finds message boundaries without copying or rescanning."""
 
-    __slots__ = ("_buf", "_pos", "_scan", "skipped")
+    __slots__ = ("_buf", "_pos", "_scan", "base", "last_start", "skipped")
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._pos = 0
         self._scan = 0  # where the search for the current message's end resumes
         self.skipped = 0  # noise bytes dropped while hunting for a message start
+        self.base = 0  # stream offset of _buf[0]
+        self.last_start = 0  # stream offset of the last message returned
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self._pos and self._pos >= len(self._buf) // 2:
             del self._buf[: self._pos]
+            self.base += self._pos
             self._scan = max(0, self._scan - self._pos)
             self._pos = 0
         self._buf += data
@@ -266,14 +273,19 @@ class _Receiver:
             )
 
     def clear(self) -> None:
+        self.base += len(self._buf)
         self._buf.clear()
         self._pos = self._scan = 0
 
     def remaining(self) -> bytes:
         return bytes(self._buf[self._pos :])
 
-    def next_message(self, hunt: re.Pattern[bytes], option_select: bool = False) -> memoryview | None:
-        """The next complete message starting with a byte ``hunt`` matches, or ``None`` (need more)."""
+    def next_message(self, hunt: re.Pattern[bytes], option_select: bool | None = False) -> memoryview | None:
+        """The next complete message starting with a byte ``hunt`` matches, or ``None`` (need more).
+
+        ``option_select``: an ACK starts ``ACK V Z Y CR LF``; ``None``: decide by looking
+        (a sniffer's capture holds both directions).
+        """
         buf = self._buf
         pos = self._pos
         if self._scan <= pos:
@@ -301,13 +313,17 @@ class _Receiver:
                 self._scan = len(buf) if m is None else m.start()
                 return None
             end = m.end() + 1
-        elif first == ACK and option_select:
+        elif first == ACK and option_select is not False:
             if len(buf) - pos < 6:
                 return None
-            end = pos + 6
+            if option_select is None and not _OPTION_SELECT.fullmatch(buf, pos, pos + 6):
+                end = pos + 1
+            else:
+                end = pos + 6
         else:  # ACK, NAK
             end = pos + 1
         self._pos = self._scan = end
+        self.last_start = self.base + pos
         return memoryview(bytes(buf[pos:end]))
 
 
@@ -827,3 +843,45 @@ class Iec62056Meter:
         if callable(writable):
             return bool(writable(address, values))
         return self._key(address) in writable
+
+
+CapturedMessage = SignOn | Identification | OptionSelect | DataMessage | CommandMessage | Ack | Nak
+
+
+class CaptureReader:
+    """Reads a captured line, both directions as a sniffer or a log file holds them, message by message.
+
+    No session rules apply (a capture may start anywhere); bytes that start no
+    message are skipped and counted in ``skipped``. Errors carry the offset in the
+    whole stream.
+    """
+
+    def __init__(self) -> None:
+        self._rx = _Receiver()
+
+    @property
+    def skipped(self) -> int:
+        return self._rx.skipped
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        self._rx.feed(data)
+
+    def next_event(self) -> CapturedMessage | NeedData:
+        raw = self._rx.next_message(_HUNT_ANY, option_select=None)
+        if raw is None:
+            return NEED_DATA
+        try:
+            first = raw[0]
+            if first == 0x2F:
+                return SignOn.decode(raw) if len(raw) > 1 and raw[1] == 0x3F else Identification.decode(raw)
+            if first == STX:
+                return DataMessage.decode(raw)
+            if first == SOH:
+                return decode_command(raw)
+            if first == ACK:
+                return OptionSelect.decode(raw) if len(raw) == 6 else Ack()
+            return Nak()
+        except ProtocolError as exc:
+            raise type(exc)(
+                exc.message, offset=self._rx.last_start + (exc.offset or 0), layer=exc.layer
+            ) from None

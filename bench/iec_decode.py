@@ -1,0 +1,108 @@
+"""IEC 62056-21 readout decoding: meterbridge next to the PyPI package iec62056-21 0.0.2, same frame, one run.
+
+The frame is the Landis+Gyr E350 mode C readout of tests/vectors/iec62056-21 (22 data lines,
+``STX ... ! CR LF ETX BCC``). Every contender checks the BCC and splits the data lines;
+"to values" means every value ends as an exact number (``int``/``Decimal``) or text, with its unit.
+
+- ``iec62056-21 0.0.2``: ``ReadoutDataMessage.from_bytes`` (values stay strings).
+- ``iec62056-21 0.0.2 + values``: the same, then numbers converted with ``Decimal``.
+- ``meterbridge readout_values``: BCC, grammar, OBIS-aware exact values, no message objects.
+- ``meterbridge DataMessage``: frozen ``DataMessage``/``DataSet``/``DataValue`` objects, then ``.value``.
+
+Timing: rounds alternate between contenders; the best round of each counts (the machine is
+shared, the best round is the least disturbed). The ratio is against the reference's plain parse.
+
+    .venv/bin/python bench/iec_decode.py [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from meterbridge.protocols.iec62056_21 import DataMessage, readout_values
+
+VECTOR = (
+    Path(__file__).resolve().parents[1] / "tests" / "vectors" / "iec62056-21" / "lgz_e350_mode_c_readout.json"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="total measuring time")
+    args = parser.parse_args()
+
+    raw = bytes.fromhex(json.loads(VECTOR.read_text())["telegram_hex"])
+    frame = raw[raw.index(b"\x02") :]
+
+    try:
+        from iec62056_21.messages import ReadoutDataMessage
+    except ImportError:
+        raise SystemExit("install the reference first: .venv/bin/pip install iec62056-21==0.0.2") from None
+
+    def reference() -> object:
+        return ReadoutDataMessage.from_bytes(frame)
+
+    def reference_values() -> object:
+        message = ReadoutDataMessage.from_bytes(frame)
+        out = []
+        for line in message.data_block.data_lines:
+            for s in line.data_sets:
+                try:
+                    value: object = Decimal(s.value)
+                except InvalidOperation:
+                    value = s.value
+                out.append((s.address, value, s.unit))
+        return out
+
+    def ours_values() -> object:
+        return readout_values(frame)
+
+    def ours_objects() -> object:
+        message = DataMessage.decode(frame)
+        return [(s.address, s.value, s.unit) for line in message.lines for s in line]
+
+    contenders: dict[str, Callable[[], object]] = {
+        "iec62056-21 0.0.2 (parse)": reference,
+        "iec62056-21 0.0.2 + values": reference_values,
+        "meterbridge readout_values": ours_values,
+        "meterbridge DataMessage + .value": ours_objects,
+    }
+    # sanity: same number of data sets everywhere, our values equal the reference's strings
+    ref = reference_values()
+    ours = ours_values()
+    assert isinstance(ref, list) and isinstance(ours, list) and len(ref) == len(ours) == 22
+    for (ra, rv, ru), (oa, ov, ou) in zip(ref, ours, strict=True):
+        assert ra == oa and (ru or None) == ou, (ra, oa)
+        assert str(ov) == str(rv).strip() or (isinstance(rv, Decimal) and Decimal(str(ov)) == rv), (
+            ra,
+            rv,
+            ov,
+        )
+
+    best = dict.fromkeys(contenders, float("inf"))
+    batch = 200
+    deadline = time.perf_counter() + args.seconds
+    while time.perf_counter() < deadline:
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / batch)
+
+    base = best["iec62056-21 0.0.2 (parse)"]
+    print(f"IEC 62056-21 readout decode, {len(frame)}-byte frame, 22 data lines")
+    print(f"{'contender':36} {'readouts/s':>12} {'us/readout':>11} {'vs reference':>13}")
+    for name, seconds in best.items():
+        print(f"{name:36} {1 / seconds:12,.0f} {seconds * 1e6:11.1f} {base / seconds:12.2f}x")
+    print(
+        f"ratio meterbridge readout_values / iec62056-21 parse: {base / best['meterbridge readout_values']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
