@@ -91,7 +91,8 @@ class MqttSettings:
             raise ConfigError(
                 f"{url!r}: expected mqtt://[user[:password]@]host[:port] or mqtts://...", where="mqtt.url"
             )
-        tls = parts.scheme in ("mqtts", "ssl") or bool(options.pop("tls", False))
+        tls_option = bool(options.pop("tls", False))
+        tls = parts.scheme in ("mqtts", "ssl") or tls_option
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError as exc:
@@ -221,7 +222,11 @@ class MqttSink(BaseSink):
 
     @classmethod
     def from_config(cls, mqtt: Any, *, gateway_id: str, meters: Iterable[Any] = (), **extra: Any) -> MqttSink:
-        """Build from the gateway configuration's ``sinks.mqtt`` section (read by attribute name) and meters."""
+        """Build from the gateway configuration's ``sinks.mqtt`` section (read by attribute name).
+
+        ``meters`` (``MeterInfo`` or config entries with ``id``) are the configured meters: when given, the
+        devices of meters in the store's inventory but not among them are removed from Home Assistant.
+        """
         tls = getattr(mqtt, "tls", None)
         password = getattr(mqtt, "password", None)
         if password is not None and hasattr(password, "get_secret_value"):
@@ -235,10 +240,11 @@ class MqttSink(BaseSink):
             cert_file=getattr(tls, "cert_file", None),
             key_file=getattr(tls, "key_file", None),
             tls_insecure=bool(getattr(tls, "insecure", False)),
-            tls=tls is not None,
-        )
+        )  # TLS is on when the URL says mqtts://; the tls section only supplies CA, certificate and key
         infos = [
-            MeterInfo(id=m.id, name=getattr(m, "name", None), protocol=getattr(m, "protocol", None))
+            m
+            if isinstance(m, MeterInfo)
+            else MeterInfo(id=m.id, name=getattr(m, "name", None), protocol=getattr(m, "protocol", None))
             for m in meters
         ]
         return cls(
@@ -418,7 +424,9 @@ class MqttSink(BaseSink):
         return meter
 
     def _problem_set(self, meter: MeterInfo) -> list[Problem]:
-        electric = meter.kind in (None, "electricity", "electric")
+        electric = meter.kind in ("electricity", "electric") or (
+            meter.kind is None and meter.protocol != "mbus"
+        )
         return [p for p in METER_PROBLEMS if electric or p.kind not in ELECTRICITY_ONLY_PROBLEMS]
 
     def _meter_config(self, meter_id: str) -> tuple[str, bytes]:

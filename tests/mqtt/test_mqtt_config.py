@@ -1,0 +1,58 @@
+"""MqttSink built from the gateway configuration's ``sinks.mqtt`` section."""
+
+from __future__ import annotations
+
+from meterbridge.gateway.config import parse_config
+from meterbridge.sinks.mqtt import MqttSink
+from meterbridge.sinks.store import MeterInfo
+
+CONFIG = """
+name: house-1
+meters:
+  - id: e450
+    protocol: push
+    transport: serial:///dev/ttyUSB0
+sinks:
+  mqtt:
+    url: mqtts://broker.example:8884
+    client_id: gw-house
+    username: meterbridge
+    password: "not in any repr"
+    tls:
+      ca_file: /etc/ssl/certs/ca-certificates.crt
+    base_topic: home
+    legacy_topics: true
+    discovery_prefix: ha
+"""
+
+
+def test_from_config_reads_every_mqtt_option() -> None:
+    config = parse_config(CONFIG)
+    assert config.sinks.mqtt is not None
+    sink = MqttSink.from_config(config.sinks.mqtt, gateway_id=config.name, meters=config.meters)
+    s = sink.settings
+    assert (s.host, s.port, s.tls, s.client_id) == ("broker.example", 8884, True, "gw-house")
+    assert (s.username, s.password) == ("meterbridge", "not in any repr")
+    assert s.ca_file == "/etc/ssl/certs/ca-certificates.crt"
+    assert "not in any repr" not in repr(s)
+    assert sink.layout.status == "home/house_1/status"
+    assert sink.layout.discovery(sink.layout.gateway_device_id) == "ha/device/meterbridge_house_1/config"
+    assert sink.legacy_topics is True
+    assert sink.configured == frozenset({"e450"})
+
+
+def test_from_config_takes_meter_infos_and_no_meters_means_no_removal() -> None:
+    config = parse_config(CONFIG)
+    assert config.sinks.mqtt is not None
+    infos = [MeterInfo(id="e450", kind="electricity"), MeterInfo(id="w1", kind="water", protocol="mbus")]
+    sink = MqttSink.from_config(config.sinks.mqtt, gateway_id="gw", meters=infos)
+    assert sink.configured == frozenset({"e450", "w1"})
+    assert [p.kind for p in sink._problem_set(infos[1])] == ["not_answering", "bad_readings"]
+    assert MqttSink.from_config(config.sinks.mqtt, gateway_id="gw").configured is None
+
+
+def test_tls_follows_the_url_scheme() -> None:
+    plain = parse_config(CONFIG.replace("mqtts://broker.example:8884", "mqtt://broker.example"))
+    assert plain.sinks.mqtt is not None
+    settings = MqttSink.from_config(plain.sinks.mqtt, gateway_id="gw").settings
+    assert (settings.tls, settings.port, settings.ssl_context()) == (False, 1883, None)
