@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 _SECRET_WORDS: Final = ("key", "password", "token", "secret")
-_TRANSPORT: Final = re.compile(r"^(serial|tcp|udp|pty)://\S+$")
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -161,14 +160,14 @@ class DlmsKeys(_Model):
 
 
 def _transport(value: str) -> str:
+    """Checked with ``meterbridge.transports.url.parse_transport_url`` (the URL every driver opens)."""
+    from meterbridge.transports.url import parse_transport_url
+
     text = value.strip()
-    if text.startswith("/"):
-        return f"serial://{text}"
-    if not _TRANSPORT.match(text):
-        raise ValueError(
-            f"{text!r} is not a transport URL; expected serial:///dev/ttyUSB0, tcp://host:port, "
-            "udp://host:port or pty:///path"
-        )
+    try:
+        parse_transport_url(text)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
     return text
 
 

@@ -24,17 +24,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import importlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
-from meterbridge.errors import MeterbridgeError
+from meterbridge.errors import ConfigError, MeterbridgeError
+from meterbridge.gateway.config import BusConfig, GatewayConfig, MeterConfig
 from meterbridge.readings import Reading
 from meterbridge.sinks.store import MeterInfo, QualityEvent
 
-__all__ = ["PolledSource", "Source", "SourceItem", "TransportLocks"]
+__all__ = ["PolledSource", "Source", "SourceItem", "TransportLocks", "build_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +170,56 @@ class PolledSource(abc.ABC):
                     await self.close()
                 except (MeterbridgeError, OSError) as exc:
                     log.debug("source %s: close failed: %s", self.name, exc)
+
+
+# ---------------------------------------------------------------- adapters to the drivers
+
+_DRIVER_MODULES: Final = {
+    "optical": "meterbridge.drivers.optical",
+    "dlms": "meterbridge.drivers.dlms_client",
+    "push": "meterbridge.drivers.push_listener",
+    "mbus": "meterbridge.drivers.mbus_master",
+}
+
+
+def _driver(kind: str, where: str) -> Any:
+    name = _DRIVER_MODULES[kind]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise ConfigError(
+            f"protocol {kind!r} needs the driver {name}, which this installation does not have", where=where
+        ) from None
+
+
+MeterAdapter = Callable[[MeterConfig, GatewayConfig, TransportLocks, Any], Source]
+BusAdapter = Callable[[BusConfig, GatewayConfig, TransportLocks, Any], Source]
+
+#: protocol -> adapter building a ``Source`` from a meter's configuration and its driver module
+_METER_ADAPTERS: Final[dict[str, MeterAdapter]] = {}
+_BUS_ADAPTERS: Final[dict[str, BusAdapter]] = {}
+
+
+def build_sources(config: GatewayConfig, locks: TransportLocks | None = None) -> list[Source]:
+    """One source per configured meter and bus; raise ``ConfigError`` when a driver is missing."""
+    locks = locks or TransportLocks()
+    sources: list[Source] = []
+    plan: list[tuple[str, str, Any]] = [
+        (f"meters[{i}] ({m.id})", m.protocol, m) for i, m in enumerate(config.meters)
+    ]
+    plan += [(f"buses[{i}] ({b.id})", "mbus", b) for i, b in enumerate(config.buses)]
+    for where, kind, item in plan:
+        driver = _driver(kind, where)
+        if kind == "mbus":
+            bus_adapter = _BUS_ADAPTERS.get(kind)
+            if bus_adapter is None:
+                raise ConfigError(f"the gateway cannot read protocol {kind!r} yet", where=where)
+            sources.append(bus_adapter(item, config, locks, driver))
+        else:
+            adapter = _METER_ADAPTERS.get(kind)
+            if adapter is None:
+                raise ConfigError(f"the gateway cannot read protocol {kind!r} yet", where=where)
+            sources.append(adapter(item, config, locks, driver))
+    return sources

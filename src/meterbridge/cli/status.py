@@ -1,0 +1,125 @@
+"""``meterbridge status``: meters, their last reading, active problems and outbox depth, from the store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from meterbridge.cli.app import app
+
+__all__ = ["status"]
+
+
+def _age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = int((now - when).total_seconds())
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+@app.command("status")
+def status(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the store from this configuration.")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL or SQLite path (default var/meterbridge.sqlite).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show every meter with its last reading, active quality problems and each sink's outbox depth."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from meterbridge.cli.export import store_url
+    from meterbridge.errors import MeterbridgeError
+    from meterbridge.sinks.store import QualityEvent, open_store
+
+    url = store_url(config, store)
+    if "://" not in url and not Path(url).exists():
+        typer.echo(f"meterbridge status: no store at {url} (has the gateway run?)", err=True)
+        raise typer.Exit(1)
+    now = datetime.now(UTC)
+    try:
+        with open_store(url) as db:
+            meters = db.meters()
+            latest = {m.id: db.latest(m.id) for m in meters}
+            problems = db.events(limit=1000)
+            depths = {sink: db.outbox_depth(sink) for sink in db.sinks()}
+    except MeterbridgeError as exc:
+        typer.echo(f"meterbridge status: {exc}", err=True)
+        raise typer.Exit(1) from None
+    # an event is a current problem when its newest state (per meter, key, kind) is active
+    current: dict[tuple[str, str | None, str], QualityEvent] = {}
+    for event in problems:  # newest first
+        current.setdefault((event.meter_id, event.key, event.kind), event)
+    active = [e for e in current.values() if e.active]
+    if as_json:
+        data = {
+            "store": str(url),
+            "outbox": depths,
+            "meters": [
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "protocol": m.protocol,
+                    "address": m.address,
+                    "last_seen": m.last_seen.isoformat() if m.last_seen else None,
+                    "registers": len(latest[m.id]),
+                    "flagged": sum(1 for r in latest[m.id].values() if not r.ok),
+                }
+                for m in meters
+            ],
+            "problems": [
+                {
+                    "meter_id": e.meter_id,
+                    "kind": e.kind,
+                    "key": e.key,
+                    "message": e.message,
+                    "since": e.timestamp.isoformat(),
+                }
+                for e in active
+            ],
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    console = Console()
+    table = Table(title=f"meters ({url})")
+    for col in ("meter", "name", "protocol", "address", "last reading", "registers", "flagged"):
+        table.add_column(col)
+    for m in meters:
+        regs = latest[m.id]
+        table.add_row(
+            m.id,
+            m.name or "",
+            m.protocol or "",
+            m.address or "",
+            _age(m.last_seen, now),
+            str(len(regs)),
+            str(sum(1 for r in regs.values() if not r.ok)),
+        )
+    console.print(table)
+    if active:
+        ptable = Table(title="active problems")
+        for col in ("meter", "kind", "register", "since", "message"):
+            ptable.add_column(col)
+        for e in active:
+            ptable.add_row(e.meter_id, e.kind, e.key or "", _age(e.timestamp, now), e.message)
+        console.print(ptable)
+    else:
+        console.print("no active problems")
+    if depths:
+        console.print("outbox: " + ", ".join(f"{name} {depth} waiting" for name, depth in depths.items()))
+    else:
+        console.print("outbox: no sink registered")
