@@ -71,6 +71,7 @@ __all__ = [
     "PushDecoder",
     "PushError",
     "PushEvent",
+    "PushFramer",
     "PushReadings",
     "RegisterFormat",
     "read_notification",
@@ -469,48 +470,25 @@ class _MBusSegments:
 # the decoder
 
 
-class PushDecoder:
-    """Sans-IO push decoder: ``receive_data(bytes)`` then ``next_event()`` until ``NEED_DATA``.
+class PushFramer:
+    """The envelope part of a push, sans-IO: bytes in, whole APDUs (``bytes``) or ``PushError`` out.
 
     ``framing`` is ``"hdlc"``, ``"mbus"`` or ``"auto"`` (decided by the first frame start seen:
-    7E or 68). ``keys`` open ciphered pushes; ``guard`` (shared between decoders if wanted)
-    refuses a system title's invocation counter that does not rise.
+    ``7E A.`` or ``68 L L 68``). HDLC payloads that are General Block Transfer blocks are
+    reassembled; any other HDLC payload is an APDU by itself.
     """
 
     def __init__(
-        self,
-        *,
-        framing: Literal["auto", "hdlc", "mbus"] = "auto",
-        keys: SecurityKeys | None = None,
-        guard: ReplayGuard | None = None,
-        formats: Mapping[ObisCode, RegisterFormat] | None = None,
-        layout: Sequence[ObisCode | None] | None = None,
-        meter_id: str | None = None,
-        default_tz: tzinfo = UTC,
-        max_apdu: int = DEFAULT_MAX_APDU,
+        self, *, framing: Literal["auto", "hdlc", "mbus"] = "auto", max_apdu: int = DEFAULT_MAX_APDU
     ) -> None:
         self.framing = framing
-        self.keys = keys
-        self.guard = guard if guard is not None else ReplayGuard()
-        self._formats = _Formats(formats or {})
-        self.layout = tuple(layout) if layout is not None else None
-        self.meter_id = meter_id
-        self.default_tz = default_tz
         self._hdlc = HdlcStream()
         self._mbus = _MBusSegments(max_buffer=4096)
         self._gbt = GeneralBlockReassembler(max_apdu)
-        self._events: deque[PushEvent] = deque()
-        self._received_at: datetime | None = None
+        self._out: deque[bytes | PushError] = deque()
         self._pending = b""
-        self._memo = _ObjectListMemo()
 
-    def __repr__(self) -> str:
-        return f"PushDecoder(framing={self.framing!r}, keys={self.keys!r})"
-
-    def receive_data(self, data: bytes, *, received_at: datetime | None = None) -> None:
-        """Add bytes from the line (``received_at``: time of receipt, used when a push carries no time)."""
-        if received_at is not None:
-            self._received_at = received_at
+    def receive_data(self, data: bytes) -> None:
         if not data:
             return
         if self.framing == "auto":
@@ -532,20 +510,13 @@ class PushDecoder:
             else:
                 self._mbus.receive_data(data)
         except ProtocolError as exc:
-            self._events.append(PushError(exc))
+            self._out.append(PushError(exc))
 
-    def next_event(self) -> PushEvent | NeedData:
-        while not self._events:
+    def next_event(self) -> bytes | PushError | NeedData:
+        while not self._out:
             if not self._pump():
                 return NEED_DATA
-        return self._events.popleft()
-
-    def events(self) -> list[PushEvent]:
-        """Every event available now."""
-        out: list[PushEvent] = []
-        while (event := self.next_event()) is not NEED_DATA:
-            out.append(event)
-        return out
+        return self._out.popleft()
 
     def _pump(self) -> bool:
         """Advance the framing by one frame; False when more input is needed."""
@@ -554,27 +525,81 @@ class PushDecoder:
                 frame = self._hdlc.next_event()
                 if frame is NEED_DATA:
                     return False
-                self._on_payload(frame.payload)
+                payload = frame.payload
+                if payload[:1] == b"\xe0":
+                    block = decode_apdu(payload)
+                    assert isinstance(block, GeneralBlockTransfer)
+                    whole = self._gbt.add(block)
+                    if whole is not None:
+                        self._out.append(whole)
+                elif payload:
+                    self._out.append(payload)
             elif self.framing == "mbus":
                 found = self._mbus.next_apdu()
                 if found is None:
                     return False
-                self._on_apdu(found[0])
+                self._out.append(found[0])
             else:
                 return False
         except ProtocolError as exc:
-            self._events.append(PushError(exc))
+            self._out.append(PushError(exc))
         return True
 
-    def _on_payload(self, payload: bytes) -> None:
-        if payload[:1] == b"\xe0":
-            block = decode_apdu(payload)
-            assert isinstance(block, GeneralBlockTransfer)
-            whole = self._gbt.add(block)
-            if whole is not None:
-                self._on_apdu(whole)
-        elif payload:
-            self._on_apdu(payload)
+
+class PushDecoder:
+    """Sans-IO push decoder: ``receive_data(bytes)`` then ``next_event()`` until ``NEED_DATA``.
+
+    ``framing`` is ``"hdlc"``, ``"mbus"`` or ``"auto"`` (see ``PushFramer``). ``keys`` open ciphered
+    pushes; ``guard`` (shared between decoders if wanted) refuses a system title's invocation
+    counter that does not rise.
+    """
+
+    def __init__(
+        self,
+        *,
+        framing: Literal["auto", "hdlc", "mbus"] = "auto",
+        keys: SecurityKeys | None = None,
+        guard: ReplayGuard | None = None,
+        formats: Mapping[ObisCode, RegisterFormat] | None = None,
+        layout: Sequence[ObisCode | None] | None = None,
+        meter_id: str | None = None,
+        default_tz: tzinfo = UTC,
+        max_apdu: int = DEFAULT_MAX_APDU,
+    ) -> None:
+        self.framer = PushFramer(framing=framing, max_apdu=max_apdu)
+        self.keys = keys
+        self.guard = guard if guard is not None else ReplayGuard()
+        self._formats = _Formats(formats or {})
+        self.layout = tuple(layout) if layout is not None else None
+        self.meter_id = meter_id
+        self.default_tz = default_tz
+        self._received_at: datetime | None = None
+        self._memo = _ObjectListMemo()
+
+    def __repr__(self) -> str:
+        return f"PushDecoder(framing={self.framer.framing!r}, keys={self.keys!r})"
+
+    def receive_data(self, data: bytes, *, received_at: datetime | None = None) -> None:
+        """Add bytes from the line (``received_at``: time of receipt, used when a push carries no time)."""
+        if received_at is not None:
+            self._received_at = received_at
+        self.framer.receive_data(data)
+
+    def next_event(self) -> PushEvent | NeedData:
+        found = self.framer.next_event()
+        if isinstance(found, bytes):
+            try:
+                return self.decode_apdu(found)
+            except ProtocolError as exc:
+                return PushError(exc)
+        return found
+
+    def events(self) -> list[PushEvent]:
+        """Every event available now."""
+        out: list[PushEvent] = []
+        while (event := self.next_event()) is not NEED_DATA:
+            out.append(event)
+        return out
 
     def _decode(self, data: bytes) -> Apdu:
         """``decode_apdu``, except that a push object list equal to the last one is not decoded again."""
@@ -650,6 +675,3 @@ class PushDecoder:
             received_at=self._received_at,
             default_tz=self.default_tz,
         )
-
-    def _on_apdu(self, data: bytes) -> None:
-        self._events.append(self.decode_apdu(data))
