@@ -141,5 +141,5 @@ class HdlcStream:
         self._pos = len(self._buf)
         if left <= 1:  # a lone flag
             return NEED_DATA
-        self.skipped += left
+        self.skipped += left - 1  # the flag is not counted
         raise FramingError(f"line closed inside a frame ({left} bytes dropped)", offset=at, layer=LAYER)
