@@ -10,6 +10,8 @@
     Starts private ``mosquitto`` processes on free ports (temporary config and persistence directory) that a
     test may stop, kill and restart; the system broker on 1883 is never touched. Skips outside CI when the
     binary is missing, fails in CI.
+``amqtt_broker``
+    A private embedded amqtt broker (MQTT 3.1.1 only) on a free port, for tests of the 3.1.1 fallback.
 ``postgres_dsn``
     A libpq DSN for 127.0.0.1:5432, database ``test``, user ``postgres``, whose ``search_path`` is a schema
     made for this test alone and dropped afterwards. Skips outside CI (with the reason) when PostgreSQL does
@@ -43,7 +45,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SYSTEM_MQTT = ("127.0.0.1", 1883)
 PG_BASE = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
 MOSQUITTO_BINARIES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
-SERVICE_FIXTURES = {"mqtt_broker", "mosquitto_factory", "postgres_dsn"}
+SERVICE_FIXTURES = {"mqtt_broker", "mosquitto_factory", "postgres_dsn", "amqtt_broker"}
 
 
 # ---------------------------------------------------------------------------------------------- probes
@@ -214,8 +216,8 @@ def _start_amqtt(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
         if exe.exists()
         else [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
     )
-    log = (tmp / "amqtt.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with (tmp / "amqtt.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     _wait_for_broker("127.0.0.1", port, proc)
     return proc, port
 
@@ -235,6 +237,21 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker
     if IN_CI:
         pytest.fail("CI=true and no MQTT broker answers on 127.0.0.1:1883", pytrace=False)
     proc, port = _start_amqtt(tmp_path_factory.mktemp("amqtt"))
+    try:
+        yield MqttBroker("127.0.0.1", port, kind="amqtt", mqtt5=False)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def amqtt_broker(tmp_path: Path) -> Iterator[MqttBroker]:
+    """A private embedded amqtt broker (MQTT 3.1.1 only), for tests of the 3.1.1 fallback."""
+    proc, port = _start_amqtt(tmp_path)
     try:
         yield MqttBroker("127.0.0.1", port, kind="amqtt", mqtt5=False)
     finally:

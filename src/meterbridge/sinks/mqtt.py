@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 
 #: Problem sensors that only make sense for electricity meters.
 ELECTRICITY_ONLY_PROBLEMS: Final = frozenset({"voltage", "frequency", "power_factor", "thd"})
-_V5_REFUSALS: Final = {132, 1}  # MQTT 5 "unsupported protocol version"; 3.1.1 return code 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +216,7 @@ class MqttSink(BaseSink):
         self._sync_marker: str | None = None
         self._sync_done = asyncio.Event()
         self._synced = False
+        self.protocol: aiomqtt.ProtocolVersion | None = None  # the version of the current connection
         self.announcements = 0  # how many times discovery was (re)published: for tests and metrics
         self.connections = 0
 
@@ -362,14 +362,18 @@ class MqttSink(BaseSink):
                 await client.__aenter__()
             except aiomqtt.MqttError as exc:
                 last = exc
-                code = getattr(exc, "rc", None)
-                refused_version = isinstance(exc, aiomqtt.MqttCodeError) and _code_value(code) in _V5_REFUSALS
-                closed_early = isinstance(exc, aiomqtt.MqttError) and "Operation timed out" not in str(exc)
-                if version == aiomqtt.ProtocolVersion.V5 and (refused_version or closed_early):
-                    continue  # a 3.1.1-only broker: try again with 3.1.1
+                # no TCP connection at all (refused, unreachable): the broker is down, not too old
+                unreachable = "Errno" in str(exc) or "Name or service" in str(exc)
+                if version == aiomqtt.ProtocolVersion.V5 and not unreachable and len(versions) > 1:
+                    # refused ("unsupported protocol version"), closed or left unanswered: try MQTT 3.1.1
+                    log.info("mqtt: MQTT 5 connection failed (%s); trying MQTT 3.1.1", exc)
+                    continue
                 raise TransportError(
                     f"MQTT broker {self.settings.host}:{self.settings.port}: {exc}"
                 ) from None
+            if version == aiomqtt.ProtocolVersion.V311 and last is not None:
+                self._protocol = version  # the broker only speaks 3.1.1: do not try 5 on every reconnect
+            self.protocol = version
             return client
         raise TransportError(f"MQTT broker {self.settings.host}:{self.settings.port}: {last}") from None
 
@@ -627,10 +631,3 @@ def _merge(old: MeterInfo | None, new: MeterInfo) -> MeterInfo:
         for name in ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware", "last_seen")
     }
     return MeterInfo(id=new.id, **values)
-
-
-def _code_value(code: object) -> int | None:
-    if isinstance(code, int):
-        return code
-    value = getattr(code, "value", None)
-    return value if isinstance(value, int) else None
