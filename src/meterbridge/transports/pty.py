@@ -22,6 +22,7 @@ would: a reader that computes the parity bit itself still reads as 7E1.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import termios
 import tty
@@ -50,22 +51,24 @@ _IFLAG, _OFLAG, _CFLAG, _LFLAG, _ISPEED, _OSPEED, _CC = range(7)
 
 
 def _write_termios(fd: int, line: LineSettings) -> None:
+    """Speed and stop bits into a PTY's termios (Linux forces 8 bits, no parity, on PTYs)."""
     attrs = termios.tcgetattr(fd)
+    before = list(attrs)
     speed = _SPEEDS.get(line.baud)
     if speed is not None:
         attrs[_ISPEED] = attrs[_OSPEED] = speed
-    cflag = attrs[_CFLAG] & ~(termios.CSIZE | termios.PARENB | termios.PARODD | termios.CSTOPB | _CMSPAR)
-    cflag |= _CSIZE[line.bytesize]
-    if line.parity is not Parity.NONE:
-        cflag |= termios.PARENB
-        if line.parity in (Parity.ODD, Parity.MARK):
-            cflag |= termios.PARODD
-        if line.parity in (Parity.MARK, Parity.SPACE):
-            cflag |= _CMSPAR
+    cflag = attrs[_CFLAG] & ~termios.CSTOPB
     if line.stopbits != 1:
         cflag |= termios.CSTOPB
     attrs[_CFLAG] = cflag
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    if attrs == before:
+        return
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except termios.error as exc:
+        # Linux 6.x answers EINVAL when nothing it keeps on a PTY would change
+        if not (exc.args and exc.args[0] == errno.EINVAL):
+            raise
 
 
 def _read_termios(fd: int) -> LineSettings | None:
