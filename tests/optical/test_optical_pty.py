@@ -107,7 +107,7 @@ async def pty() -> AsyncIterator[tuple[PtyTransport, str]]:
 async def session(
     pty: tuple[PtyTransport, str], fake: FakeMeter, body: Callable[[OpticalReader], object], **reader: object
 ) -> object:
-    master, path = pty
+    _master, path = pty
     task = asyncio.create_task(fake.run())
     port = await open_serial(path, IEC_SIGN_ON)
     try:
