@@ -250,7 +250,35 @@ class CosemDateTime:
             raise FramingError(
                 f"a date-time needs 12 bytes, {len(data) - offset} left", offset=offset, layer=LAYER
             )
-        dev, status = _DEVIATION.unpack_from(data, offset + 9)
+        y, mo, d, w, h, mi, sec, c, dev, status = _DATE_TIME.unpack_from(data, offset)
+        if (
+            (mo <= 12 or mo >= 0xFD)
+            and mo
+            and (d <= 31 or d >= 0xFD)
+            and d
+            and (1 <= w <= 7 or w == 0xFF)
+            and (h <= 23 or h == 0xFF)
+            and (mi <= 59 or mi == 0xFF)
+            and (sec <= 59 or sec == 0xFF)
+            and (c <= 99 or c == 0xFF)
+            and (-720 <= dev <= 720 or dev == -0x8000)
+        ):  # the usual case: build without the constructors' checks, they would pass
+            date_ = _new(CosemDate)
+            _setattr(date_, "year", None if y == 0xFFFF else y)
+            _setattr(date_, "month", None if mo == 0xFF else mo)
+            _setattr(date_, "day", None if d == 0xFF else d)
+            _setattr(date_, "day_of_week", None if w == 0xFF else w)
+            time_ = _new(CosemTime)
+            _setattr(time_, "hour", None if h == 0xFF else h)
+            _setattr(time_, "minute", None if mi == 0xFF else mi)
+            _setattr(time_, "second", None if sec == 0xFF else sec)
+            _setattr(time_, "hundredths", None if c == 0xFF else c)
+            made = _new(cls)
+            _setattr(made, "date", date_)
+            _setattr(made, "time", time_)
+            _setattr(made, "deviation", None if dev == -0x8000 else dev)
+            _setattr(made, "clock_status", None if status == 0xFF else _CLOCK_STATUS[status])
+            return made
         try:
             return cls(
                 CosemDate.decode(data, offset),
@@ -321,6 +349,10 @@ class CosemDateTime:
 
 _DATE = struct.Struct(">HBBB")
 _DEVIATION = struct.Struct(">hB")
+_DATE_TIME = struct.Struct(">HBBBBBBBhB")
+_CLOCK_STATUS = tuple(ClockStatus(i) for i in range(256))
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -191,12 +191,22 @@ def _kind(class_id: int, obis: ObisCode) -> int:
 class _ObjectListMemo:
     """The last push object list seen and its (class id, OBIS) pairs: pushes repeat their list."""
 
-    __slots__ = ("objects", "pairs", "raw")
+    __slots__ = ("_plan", "_plan_key", "objects", "pairs", "raw")
 
     def __init__(self) -> None:
         self.raw = b""
         self.objects: Data | None = None
         self.pairs: list[tuple[int, ObisCode]] = []  # (kind, OBIS)
+        self._plan: list[tuple[int, ObisCode, int, str | None]] = []
+        self._plan_key: tuple[int, int] = (0, 0)
+
+    def plan(self, formats: _Formats) -> list[tuple[int, ObisCode, int, str | None]]:
+        """(kind, OBIS, scaler, unit) per position, for these pairs and these formats (cached)."""
+        key = (id(self.pairs), id(formats))
+        if key != self._plan_key:
+            self._plan = [(kind, obis, *formats.get(obis)[:2]) for kind, obis in self.pairs]
+            self._plan_key = key
+        return self._plan
 
 
 def _object_pairs(objects: tuple[Data, ...]) -> list[tuple[int, ObisCode]]:
@@ -212,16 +222,12 @@ def _object_pairs(objects: tuple[Data, ...]) -> list[tuple[int, ObisCode]]:
     return pairs
 
 
-def _entries(
-    body: Data, layout: Sequence[ObisCode | None] | None, memo: _ObjectListMemo | None = None
-) -> tuple[list[_Entry], Data | None]:
+def _entries(body: Data, layout: Sequence[ObisCode | None] | None) -> tuple[list[_Entry], Data | None]:
     """The (class, OBIS, value, scaler) entries of a notification body and a leading date-time if any."""
     items = body.value
     if body.type is not DataType.STRUCTURE or not isinstance(items, tuple) or not items:
         raise UnsupportedError(f"push body is {body.type.name.lower()}, expected a structure", layer="dlms")
-    if memo is not None and items[0] is memo.objects:
-        pairs = memo.pairs
-    elif _is_object_list(items[0]):
+    if _is_object_list(items[0]):
         objects = items[0].value
         assert isinstance(objects, tuple)
         pairs = _object_pairs(objects)
@@ -330,17 +336,39 @@ def read_notification(
 ) -> PushReadings:
     """Turn a Data-Notification into readings (see the module docstring for the rules)."""
     fmts = formats if isinstance(formats, _Formats) else _Formats(formats or {})
-    entries, leading = _entries(notification.body, layout, _memo)
     name: str | None = None
     stamp: datetime | None = None
-    registers: list[tuple[ObisCode, Data, ScalerUnit | None]] = []
-    for kind, obis, value, su in entries:
-        if kind == _REGISTER:
-            registers.append((obis, value, su))
-        elif kind == _NAME:
-            name = _text(value_of(value, default_tz))
-        elif kind == _CLOCK:
-            stamp = _stamp_of(value, default_tz)
+    leading: Data | None = None
+    registers: list[tuple[ObisCode, Data, int, str | None]] = []
+    items = notification.body.value
+    if _memo is not None and isinstance(items, tuple) and items and items[0] is _memo.objects:
+        # the same push object list as before: its plan (kinds, scalers, units) is known
+        plan = _memo.plan(fmts)
+        values = items if len(items) == len(plan) else items[1:]
+        if len(values) != len(plan):
+            raise FramingError(
+                f"push object list names {len(plan)} objects but the push carries {len(items) - 1} values",
+                layer="dlms",
+            )
+        for (kind, obis, scaler, unit), value in zip(plan, values, strict=True):
+            if kind == _REGISTER:
+                registers.append((obis, value, scaler, unit))
+            elif kind == _NAME:
+                name = _text(value_of(value, default_tz))
+            elif kind == _CLOCK:
+                stamp = _stamp_of(value, default_tz)
+    else:
+        entries, leading = _entries(notification.body, layout)
+        for kind, obis, value, su in entries:
+            if kind == _REGISTER:
+                scaler, unit, configured = fmts.get(obis)
+                if su is not None and not configured:
+                    scaler, unit = su.scaler, su.symbol
+                registers.append((obis, value, scaler, unit))
+            elif kind == _NAME:
+                name = _text(value_of(value, default_tz))
+            elif kind == _CLOCK:
+                stamp = _stamp_of(value, default_tz)
     if stamp is None and leading is not None:
         stamp = _stamp_of(leading, default_tz)
     if stamp is None and notification.date_time is not None and notification.date_time.is_complete:
@@ -354,14 +382,14 @@ def read_notification(
     meter = name or meter_id or (system_title.hex().upper() if system_title else None) or "unidentified"
     quality = Quality.UNAUTHENTICATED if authenticated is False else Quality.OK
     readings = []
-    for obis, value, su in registers:
-        raw = value_of(value, default_tz)
-        scaler, unit, configured = fmts.get(obis)
-        if su is not None and not configured:
-            scaler, unit = su.scaler, su.symbol
-        if scaler and isinstance(raw, int) and not isinstance(raw, bool):
-            raw = scale(raw, scaler)
-        readings.append(Reading(meter, obis, raw, unit, stamp, quality))
+    for obis, value, scaler, unit in registers:
+        wire = value.value
+        result: Value
+        if type(wire) is int:
+            result = scale(wire, scaler) if scaler else wire
+        else:
+            result = value_of(value, default_tz)
+        readings.append(Reading(meter, obis, result, unit, stamp, quality))
     return PushReadings(
         meter, stamp, tuple(readings), authenticated, system_title, invocation_counter, notification
     )
