@@ -257,3 +257,52 @@ async def test_a_failing_source_is_restarted(store: Store) -> None:
 def test_duplicate_source_names_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="unique"):
         Gateway(store, [ListSource("a", []), ListSource("a", [])])
+
+
+class HalfSink(RecordingSink):
+    """Accepts only the first half of each batch (a peer that acknowledged part of what it got)."""
+
+    batch_size = 10
+
+    async def publish(self, batch: Sequence[tuple[int, Reading]]) -> Sequence[int]:
+        self.published.extend(batch)
+        return [i for i, _ in batch[: max(1, len(batch) // 2)]]
+
+
+async def test_partly_accepted_batches_are_sent_again_until_accepted(store: Store) -> None:
+    sink = HalfSink()
+    gw = Gateway(store, [ListSource("m1", [energy("m1", n) for n in range(100)])], [sink])
+    await run_until(gw, lambda: gw.stats.readings == 100 and store.outbox_depth() == 0)
+    assert {r.value for _, r in sink.published} == {1000 + n for n in range(100)}
+
+
+async def test_sink_pipelines_batches_but_confirms_only_acknowledged(store: Store) -> None:
+    release = asyncio.Event()
+    started: list[int] = []
+
+    class SlowPeer(RecordingSink):
+        batch_size = 10
+        pipeline_depth = 3
+
+        async def publish(self, batch: Sequence[tuple[int, Reading]]) -> Sequence[int]:
+            started.append(batch[0][0])
+            await release.wait()
+            self.published.extend(batch)
+            return [i for i, _ in batch]
+
+    sink = SlowPeer()
+    gw = Gateway(store, [ListSource("m1", [energy("m1", n) for n in range(50)])], [sink])
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    async with asyncio.timeout(10):
+        while len(started) < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert len(started) == 3 and started == sorted(started)  # three batches in flight, no more
+        assert store.outbox_depth("rec") == 50  # nothing confirmed before the peer answered
+        release.set()
+        while store.outbox_depth("rec"):
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert [r.value for _, r in sink.published] == [1000 + n for n in range(50)]

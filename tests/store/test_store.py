@@ -121,6 +121,7 @@ def test_add_enqueues_for_every_registered_sink_and_confirm_is_per_sink(store: S
     pending = store.pending("mqtt", limit=3)
     assert [i for i, _ in pending] == ids[:3]
     assert [x.value for _, x in pending] == [2, 3, 4]
+    assert [i for i, _ in store.pending("mqtt", limit=2, after=ids[1])] == ids[2:4]
     store.confirm("mqtt", [i for i, _ in pending])
     assert [i for i, _ in store.pending("mqtt")] == ids[3:]
     assert store.outbox_depth("fleet") == 5

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import Final, Protocol, runtime_checkable
 
@@ -70,11 +71,14 @@ class BaseSink:
     """The outbox loop shared by sinks: pending -> ``publish`` -> confirm, retrying on failure.
 
     Subclasses implement ``publish(batch) -> ids accepted``; an exception from ``publish`` or ``connect``
-    keeps the whole batch and retries after ``retry_delay`` (doubling up to ``max_retry_delay``).
+    keeps the whole batch and retries after ``retry_delay`` (doubling up to ``max_retry_delay``). Up to
+    ``pipeline_depth`` calls of ``publish`` run at once (set it to 1 for a peer that must see one batch
+    at a time); they are started in id order.
     """
 
     name: str = "sink"
     batch_size: int = 500
+    pipeline_depth: int = 4
     poll_interval: float = 1.0
     retry_delay: float = 0.5
     max_retry_delay: float = 30.0
@@ -121,31 +125,60 @@ class BaseSink:
         batch = await asyncio.to_thread(store.pending, self.name, self.batch_size)
         if not batch:
             return 0
-        if self.publish_flagged:
-            send = batch
-            skipped: list[int] = []
-        else:
-            send = [(i, r) for i, r in batch if publishable(r)]
-            skipped = [i for i, r in batch if not publishable(r)]
+        send, skipped = self._split(batch)
         accepted = list(await self.publish(send)) if send else []
         done = sorted({*accepted, *skipped})
         await asyncio.to_thread(store.confirm, self.name, done)
         return len(done)
 
+    def _split(self, batch: Sequence[tuple[int, Reading]]) -> tuple[list[tuple[int, Reading]], list[int]]:
+        if self.publish_flagged:
+            return list(batch), []
+        return [(i, r) for i, r in batch if publishable(r)], [i for i, r in batch if not publishable(r)]
+
     async def run(self, store: Store, stop: asyncio.Event) -> None:
+        """The outbox loop, with up to ``pipeline_depth`` batches in flight.
+
+        Batches are read in id order (``pending(after=...)``) and handed to ``publish`` as separate tasks,
+        so the next batch goes out while the peer still acknowledges the previous one; each batch is
+        confirmed when its own ``publish`` returns, oldest first. On any failure every batch in flight is
+        abandoned (their entries stay in the outbox), the connection is closed, and after the back-off the
+        outbox is read again from its oldest entry: nothing is skipped, at the price of re-sending what the
+        peer may already have had (at-least-once; receivers deduplicate by id).
+        """
         await asyncio.to_thread(store.register_sink, self.name)
         delay = self.retry_delay
+        in_flight: deque[tuple[asyncio.Task[Sequence[int]] | None, list[int], int]] = deque()
+        after = 0
         try:
             while not stop.is_set():
                 try:
                     if not self.connected:
                         await self.connect()
-                    settled = await self.drain_once(store)
+                    while len(in_flight) < max(1, self.pipeline_depth):
+                        batch = await asyncio.to_thread(store.pending, self.name, self.batch_size, after)
+                        if not batch:
+                            break
+                        after = batch[-1][0]
+                        send, skipped = self._split(batch)
+                        task = asyncio.ensure_future(self.publish(send)) if send else None
+                        in_flight.append((task, skipped, len(batch)))
+                    if not in_flight:
+                        after = 0  # idle: the next look starts from the oldest entry again
+                        await self._wait(stop, self.poll_interval)
+                        continue
+                    task, skipped, size = in_flight.popleft()
+                    accepted = list(await task) if task is not None else []
+                    if task is not None and len(accepted) + len(skipped) < size:
+                        after = 0  # the peer took only part: re-read the rest
+                    await asyncio.to_thread(store.confirm, self.name, sorted({*accepted, *skipped}))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.warning("sink %s: %s; retrying in %.1f s", self.name, self.last_error, delay)
+                    await self._abandon(in_flight)
+                    after = 0
                     with contextlib.suppress(Exception):
                         await self.disconnect()
                     self.connected = False
@@ -154,8 +187,17 @@ class BaseSink:
                     continue
                 delay = self.retry_delay
                 self.last_error = None
-                if settled < self.batch_size:
-                    await self._wait(stop, self.poll_interval)
         finally:
+            await self._abandon(in_flight)
             with contextlib.suppress(Exception):
                 await self.disconnect()
+
+    @staticmethod
+    async def _abandon(
+        in_flight: deque[tuple[asyncio.Task[Sequence[int]] | None, list[int], int]],
+    ) -> None:
+        tasks = [t for t, _, _ in in_flight if t is not None]
+        in_flight.clear()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

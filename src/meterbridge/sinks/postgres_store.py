@@ -218,12 +218,12 @@ class PostgresStore(Store):
             )
         return ids
 
-    def pending(self, sink: str, limit: int = 500) -> list[tuple[int, Reading]]:
+    def pending(self, sink: str, limit: int = 500, after: int = 0) -> list[tuple[int, Reading]]:
         rows = self._query(
             f"SELECT r.id, {', '.join('r.' + c.strip() for c in _READING_COLUMNS.split(','))}"
             " FROM outbox o JOIN readings r ON r.id = o.reading_id"
-            " WHERE o.sink = %s ORDER BY o.reading_id LIMIT %s",
-            (sink, limit),
+            " WHERE o.sink = %s AND o.reading_id > %s ORDER BY o.reading_id LIMIT %s",
+            (sink, after, limit),
         )
         return [(int(row[0]), reading_from_row(*row[1:])) for row in rows]
 

@@ -214,12 +214,12 @@ class SqliteStore(Store):
             )
         return list(range(first, last + 1))
 
-    def pending(self, sink: str, limit: int = 500) -> list[tuple[int, Reading]]:
+    def pending(self, sink: str, limit: int = 500, after: int = 0) -> list[tuple[int, Reading]]:
         rows = self._query(
             f"SELECT r.id, {', '.join('r.' + c.strip() for c in _READING_COLUMNS.split(','))}"
             " FROM outbox o JOIN readings r ON r.id = o.reading_id"
-            " WHERE o.sink = ? ORDER BY o.reading_id LIMIT ?",
-            (sink, limit),
+            " WHERE o.sink = ? AND o.reading_id > ? ORDER BY o.reading_id LIMIT ?",
+            (sink, after, limit),
         )
         return [(row[0], reading_from_row(*row[1:])) for row in rows]
 

@@ -18,7 +18,8 @@ Interface (stable; the MQTT, fleet and web code is written against it)
 ``add(readings) -> list[int]``                        stores the readings and enqueues each in the outbox
                                                       of every registered sink, in one transaction; the
                                                       ids rise in the order given
-``pending(sink, limit=500) -> list[(id, Reading)]``   not yet confirmed by ``sink``, oldest id first
+``pending(sink, limit=500, after=0)``                 ``list[(id, Reading)]`` not yet confirmed by ``sink``,
+                                                      oldest id first, ids above ``after`` only
 ``confirm(sink, ids)``                                ``sink``'s peer accepted these; they leave its outbox
 ``outbox_depth(sink=None) -> int``                    entries waiting for ``sink`` (for all sinks: None)
 ``add_event(event) -> int``                           stores a ``QualityEvent``
@@ -71,6 +72,7 @@ WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? GROUP BY bucket`` which th
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -244,6 +246,7 @@ _DECODERS: Final[dict[str, Any]] = {
 _CANONICAL_OBIS: Final = re.compile(r"^\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 
+@functools.lru_cache(maxsize=4096)
 def key_from_text(text: str) -> ObisCode | str:
     """A stored key back to the reading's key: canonical OBIS text -> ``ObisCode``, anything else a string."""
     if _CANONICAL_OBIS.match(text):
@@ -308,7 +311,7 @@ class Store(abc.ABC):
     def add(self, readings: Sequence[Reading]) -> list[int]: ...
 
     @abc.abstractmethod
-    def pending(self, sink: str, limit: int = 500) -> list[tuple[int, Reading]]: ...
+    def pending(self, sink: str, limit: int = 500, after: int = 0) -> list[tuple[int, Reading]]: ...
 
     @abc.abstractmethod
     def confirm(self, sink: str, ids: Sequence[int]) -> None: ...
