@@ -1,0 +1,208 @@
+"""The commissioning checklist on a simulated installation: healthy, every item passes; with faults
+injected, the item that must find each fault fails on the right meter and the others do not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import meterbridge.cli.check  # noqa: F401  (registers the command)
+from meterbridge.cli.app import app
+from meterbridge.commissioning import FAULTS, SimulatedInstallation, run_checklist
+from meterbridge.commissioning.configured import ConfiguredInstallation
+from meterbridge.gateway.config import parse_config
+from meterbridge.web import create_app
+
+
+def by_item(report: Any) -> dict[str, Any]:
+    return {r.item: r for r in report.results}
+
+
+def failed_subjects(result: Any) -> set[str]:
+    return {f.subject for f in result.findings if f.status == "fail"}
+
+
+async def test_healthy_installation_passes_every_item(tmp_path: Path) -> None:
+    sim = SimulatedInstallation(3)
+    report, html, json_path = await run_checklist(
+        sim, tmp_path / "reports", reference=sim.reference(), soak_s=4 * 3600, notes="RJ12 to the CII, 2 m"
+    )
+    items = by_item(report)
+    assert list(items) == [
+        "communication",
+        "measurements",
+        "precision",
+        "stability",
+        "robustness",
+        "backup",
+        "monitoring",
+        "documentation",
+    ]
+    assert {name: r.status for name, r in items.items()} == dict.fromkeys(items, "pass"), [
+        (r.item, r.summary) for r in report.results if r.status != "pass"
+    ]
+    assert report.status == "pass"
+    # figures that the report must carry
+    comm = items["communication"].findings[0].figures
+    assert comm["answered"] == comm["asked"] == 3 and comm["rtt_median_ms"] is not None
+    precision = items["precision"].findings
+    assert len(precision) == 9 and all(abs(f.figures["error_pct"]) < 0.01 for f in precision)
+    soak = [f for f in items["stability"].findings if f.subject.startswith("sim-")]
+    assert all(f.figures["availability"] == 1.0 and f.figures["polls"] == 240 for f in soak)
+    recovery = [f.figures["recovery_s"] for f in items["robustness"].findings]
+    assert recovery == [0.0, 0.0, 0.0]
+    docs = {f.subject: f.figures for f in items["documentation"].findings}
+    assert docs["sim-e450-1"]["serial"] and docs["sim-e450-1"]["firmware"] == "E450 B31 v1.6"
+    # both report files, and the dashboard lists and opens them
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert data["status"] == "pass" and len(data["results"]) == 8
+    assert '<span id="verdict" class="badge pass">pass</span>' in html.read_text(encoding="utf-8")
+    assert (tmp_path / "reports" / "backup-inventory.json").exists()
+    web = create_app(SimulatedStore.empty(tmp_path), reports_dir=tmp_path / "reports")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://t") as client:
+        listed = {r["name"] for r in (await client.get("/api/reports")).json()["reports"]}
+        assert {html.name, json_path.name} <= listed
+        assert (await client.get(f"/reports/{html.name}")).status_code == 200
+
+
+class SimulatedStore:
+    @staticmethod
+    def empty(tmp_path: Path) -> Any:
+        from meterbridge.sinks.store import open_store
+
+        return open_store(str(tmp_path / "dash.sqlite"))
+
+
+@pytest.mark.parametrize(
+    ("fault", "item", "finding"),
+    [
+        ("silent", "communication", "no answer"),
+        ("slow", "communication", "too late"),
+        ("scaler", "measurements", "outside the plausible"),
+        ("no_power", "measurements", "expected registers missing"),
+        ("drift", "precision", "error +2.000 %"),
+        ("counter_glitch", "stability", "counter went backwards"),
+        ("flaky", "stability", "availability"),
+    ],
+)
+async def test_each_injected_fault_is_found(tmp_path: Path, fault: str, item: str, finding: str) -> None:
+    sim = SimulatedInstallation(3, faults={"sim-e450-2": {fault}})
+    report, _, _ = await run_checklist(sim, tmp_path, reference=sim.reference(), soak_s=2 * 3600)
+    items = by_item(report)
+    assert report.status == "fail"
+    result = items[item]
+    assert result.status == "fail"
+    bad = [f for f in result.findings if f.status == "fail"]
+    assert bad and all(f.subject.startswith("sim-e450-2") for f in bad), [(f.subject, f.detail) for f in bad]
+    assert any(finding in f.detail for f in bad), [f.detail for f in bad]
+    # the healthy meters pass everywhere
+    for r in report.results:
+        assert not any(
+            f.subject.startswith(("sim-e450-1", "sim-e450-3")) for f in r.findings if f.status == "fail"
+        )
+
+
+async def test_a_silent_meter_is_reported_by_monitoring_and_skipped_by_robustness(tmp_path: Path) -> None:
+    sim = SimulatedInstallation(2, faults={"sim-e450-1": {"silent"}})
+    report, _, _ = await run_checklist(
+        sim, tmp_path, soak_s=600, only=["communication", "robustness", "monitoring"]
+    )
+    items = by_item(report)
+    assert [f.status for f in items["robustness"].findings] == ["skip", "pass"]
+    assert failed_subjects(items["monitoring"]) == {"/metrics sim-e450-1"}
+
+
+async def test_robustness_measures_recovery(tmp_path: Path) -> None:
+    sim = SimulatedInstallation(1)
+    report, _, _ = await run_checklist(sim, tmp_path, disturbance_s=600, only=["robustness"])
+    (finding,) = report.results[0].findings
+    assert finding.figures["failed_reads_during"] == 10  # one read per 60 s interval while silenced
+    assert finding.figures["recovery_s"] == 0.0
+
+
+async def test_precision_without_reference_is_skipped_and_unknown_class_fails(tmp_path: Path) -> None:
+    sim = SimulatedInstallation(1)
+    report, _, _ = await run_checklist(sim, tmp_path, only=["precision"])
+    assert report.results[0].status == "skip"
+    ref = [{"meter_id": "sim-e450-1", "key": "1-0:1.8.0.255", "value": 1, "class": "Z"}]
+    report, _, _ = await run_checklist(sim, tmp_path, reference=ref, only=["precision"])
+    assert "class 'Z' unknown" in report.results[0].findings[0].detail
+    with pytest.raises(ValueError, match="unknown check item"):
+        await run_checklist(sim, tmp_path, only=["vibes"])
+
+
+def test_fault_names_are_checked() -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        SimulatedInstallation(1, faults={"sim-e450-1": {"gremlins"}})
+    with pytest.raises(KeyError, match="no simulated meter"):
+        SimulatedInstallation(1, faults={"sim-e450-9": {"silent"}})
+    assert "counter_glitch" in FAULTS
+
+
+async def test_configured_installation_reports_what_it_cannot_read(tmp_path: Path) -> None:
+    config = parse_config(
+        "meters:\n  - id: e450\n    protocol: optical\n    transport: serial:///dev/ttyUSB7\n    timeout: 1\n"
+    )
+    installation = ConfiguredInstallation(config, "test.yaml")
+    report, _, _ = await run_checklist(
+        installation, tmp_path, only=["communication", "robustness", "documentation"]
+    )
+    items = by_item(report)
+    (comm,) = items["communication"].findings
+    assert comm.status == "fail"
+    # the driver is missing (the gateway's message names the protocol) or the port does not exist
+    assert "optical" in comm.detail or "ttyUSB7" in comm.detail, comm.detail
+    assert items["robustness"].status == "skip"
+    docs = {f.subject: f for f in items["documentation"].findings}
+    assert docs["e450"].figures["param transport"] == "serial:///dev/ttyUSB7"
+
+
+def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["check", "--simulate", "2", "--soak", "1800", "--reports", str(tmp_path / "a")])
+    assert ok.exit_code == 0, ok.output
+    assert "PASS  Communication" in ok.output and "report:" in ok.output
+    bad = runner.invoke(
+        app,
+        [
+            "check",
+            "--simulate",
+            "2",
+            "--soak",
+            "1800",
+            "--reports",
+            str(tmp_path / "b"),
+            "--fault",
+            "sim-e450-1:drift",
+        ],
+    )
+    assert bad.exit_code == 1
+    assert "FAIL  Precision" in bad.output
+    ref = tmp_path / "ref.csv"
+    ref.write_text("meter_id,key,value,class\nsim-e450-1,1-0:1.8.0.255,1,B\n", encoding="utf-8")
+    far = runner.invoke(
+        app,
+        [
+            "check",
+            "--simulate",
+            "1",
+            "--reports",
+            str(tmp_path / "c"),
+            "--reference",
+            str(ref),
+            "--only",
+            "precision",
+        ],
+    )
+    assert far.exit_code == 1 and "FAIL  Precision" in far.output
+    for args in (
+        ["check"],
+        ["check", "--fault", "x:silent", "--config", str(ref)],
+        ["check", "--simulate", "1", "--fault", "nocolon"],
+    ):
+        assert runner.invoke(app, args).exit_code == 2, args
