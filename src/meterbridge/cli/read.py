@@ -1,0 +1,90 @@
+"""``meterbridge read``: read one meter now (sub-app; ``read mbus`` here, ``read optical`` elsewhere).
+
+Other readers register on :data:`read_app` from their own module.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from meterbridge.cli.app import app
+
+__all__ = ["read_app", "read_mbus"]
+
+read_app = typer.Typer(name="read", help="Read one meter now and print its values.", no_args_is_help=True)
+app.add_typer(read_app, name="read")
+
+
+@read_app.command("mbus")
+def read_mbus(
+    port: Annotated[
+        str, typer.Argument(help="Serial device, tcp://HOST:PORT (M-Bus/TCP gateway), rfc2217:// or pty://.")
+    ],
+    target: Annotated[
+        str,
+        typer.Argument(help="Primary address 0..250, or a 16 hex digit secondary address (as scan prints)."),
+    ],
+    baud: Annotated[int, typer.Option("--baud", help="Baud rate (8E1).")] = 2400,
+    retries: Annotated[int, typer.Option("--retries", help="Repeats of a garbled answer.")] = 2,
+    extra_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--extra-timeout", help="Seconds added to the reply window (default 0.1 for tcp://, else 0)."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the telegrams as JSON lines.")] = False,
+    log_frames: Annotated[
+        str | None, typer.Option("--log-frames", help="Hex dump of raw traffic with timestamps (PATH or -).")
+    ] = None,
+) -> None:
+    """Read every telegram of one M-Bus meter (multi-telegram, FCB) and print its records."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from meterbridge.cli._decode_mbus import response_to_dict
+    from meterbridge.cli.decode import to_json
+    from meterbridge.drivers.mbus_master import MBusMaster, ReadResult, parse_target
+    from meterbridge.errors import MeterbridgeError
+    from meterbridge.transports import LineSettings, LoggedTransport, open_frame_log, open_transport
+    from meterbridge.transports.line import Parity
+
+    try:
+        parsed = parse_target(target)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    line = LineSettings(baud, 8, Parity.EVEN, 1)
+    extra = extra_timeout if extra_timeout is not None else (0.1 if port.startswith("tcp://") else 0.0)
+
+    async def main() -> ReadResult:
+        transport = await open_transport(port, line=line)
+        if log_frames:
+            transport = LoggedTransport(transport, open_frame_log(log_frames))
+        try:
+            return await MBusMaster(transport, line=line, retries=retries, extra_timeout=extra).read(parsed)
+        finally:
+            await transport.close()
+
+    try:
+        result = asyncio.run(main())
+    except (MeterbridgeError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if json_out:
+        for response in result.responses:
+            typer.echo(to_json(response_to_dict(response)))
+        return
+    table = Table(title=f"M-Bus {target} on {port}: {len(result.responses)} telegram(s)")
+    for column in ("key", "value", "unit", "quality"):
+        table.add_column(column)
+    readings = result.readings()
+    for reading in readings:
+        table.add_row(
+            reading.key_text, str(reading.value), reading.unit or "", ",".join(reading.quality.names)
+        )
+    Console().print(table)
+    if readings:
+        typer.echo(f"meter {readings[0].meter_id}, {len(readings)} values, {result.retries} retries")
