@@ -1,4 +1,4 @@
-"""The virtual Landis+Gyr E450: optical port (IEC 62056-21 modes C/E, DLMS over HDLC) and CII pushes.
+"""The virtual Landis+Gyr E450: optical port (IEC 62056-21 C/E, DLMS/HDLC), DLMS wrapper, CII pushes.
 
 :class:`E450Simulator` ties the register model (``e450_model``), the COSEM objects
 (``e450_cosem``) and the push encoder (``e450_push``) to the protocol codecs in the meter
@@ -23,6 +23,13 @@ Optical port, faithful to IEC 62056-21 and IEC 62056-46/53:
   port returns to 300 baud 7E1. After ``inactivity`` seconds of silence a session is
   dropped the same way.
 
+Behind the DLMS wrapper (IEC 62056-47), as a G3-PLC meter reached by a head-end through
+its data concentrator: ``serve_wrapper(port)`` answers one TCP connection (hand it to
+``serve_tcp``), ``await serve_wrapper_udp(host, port)`` a UDP socket (see ``e450_wrapper``).
+Client wPort 16 is the public client, others need the LLS password, server wPort 1 is the
+management logical device. ``new_association(client_sap)`` is the one DLMS server both the
+optical port and the wrapper use.
+
 The model time is ``clock.now()`` (use a ``ScaledClock`` for accelerated time; it never
 goes backwards even if the wall clock does).
 """
@@ -37,9 +44,11 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from meterbridge.errors import ProtocolError
+from meterbridge.errors import LocalProtocolError, ProtocolError
 from meterbridge.obis import ObisCode
+from meterbridge.protocols.dlms.apdu import ExceptionResponse
 from meterbridge.protocols.dlms.association import DlmsServer
+from meterbridge.protocols.dlms.wrapper import WrapperStream
 from meterbridge.protocols.events import NEED_DATA
 from meterbridge.protocols.hdlc import (
     DataReceived,
@@ -66,6 +75,12 @@ from meterbridge.protocols.iec62056_21 import LineSettings as IecLine
 from meterbridge.simulator.e450_cosem import E450Objects
 from meterbridge.simulator.e450_model import E450Model, ModelConfig, Snapshot
 from meterbridge.simulator.e450_push import CiiPushEncoder
+from meterbridge.simulator.e450_wrapper import (
+    MAX_WRAPPER_APDU,
+    AssociationHandler,
+    WrapperSessions,
+    WrapperUdpServer,
+)
 from meterbridge.simulator.faults import FaultConfig, FaultyTransport
 from meterbridge.transports import (
     IEC_SIGN_ON,
@@ -73,6 +88,7 @@ from meterbridge.transports import (
     Clock,
     LineSettings,
     Parity,
+    RealClock,
     Transport,
     TransportClosed,
     TransportTimeout,
@@ -182,6 +198,7 @@ class E450Simulator:
         self.faults = faults
         self.sessions = 0
         self.dlms_sessions = 0
+        self.wrapper_connections = 0
         self.pushes = 0
 
     # ------------------------------------------------------------------ model
@@ -203,6 +220,81 @@ class E450Simulator:
         if self.faults is not None and self.faults.any:
             return FaultyTransport(port, self.faults)
         return port
+
+    # ------------------------------------------------------------------ DLMS associations
+    def new_association(self, client_sap: int) -> AssociationHandler:
+        """A DLMS association for ``client_sap``: request APDU in, reply APDU out.
+
+        The same ``DlmsServer`` answers on the optical port (HDLC) and behind the wrapper
+        (TCP/UDP): client 16 (public) associates without authentication, every other client
+        needs the LLS password. A request the server cannot take (undecodable, or not allowed
+        in the association's state) is answered with an exception-response, never dropped.
+        """
+        password = None if client_sap == PUBLIC_CLIENT else self._dlms_password
+        server = DlmsServer(self.objects, password=password)
+
+        def answer(apdu: bytes) -> bytes:
+            try:
+                return server.handle(apdu)
+            except ProtocolError as exc:
+                log.debug("dlms: %s", exc)
+                return ExceptionResponse(2, 2).encode()  # service-unknown, service-not-supported
+            except LocalProtocolError as exc:
+                log.debug("dlms: %s", exc)
+                return ExceptionResponse(1, 1).encode()  # service-not-allowed, operation-not-possible
+
+        return answer
+
+    # ------------------------------------------------------------------ wrapper (G3-PLC head-end)
+    async def serve_wrapper(self, port: Transport) -> None:
+        """Answer wrapper-framed DLMS (IEC 62056-47) on one TCP connection, then close it.
+
+        The connection ends when the client closes it, after ``inactivity`` seconds of
+        silence, or at a frame the wrapper cannot follow (wrong version, longer than the
+        meter's buffer): a TCP byte stream cannot resynchronise, so the meter hangs up.
+        Associations live as long as the connection.
+        """
+        self.wrapper_connections += 1
+        inner = port
+        port = self._faulty(port)
+        sessions = WrapperSessions(self.new_association)
+        stream = WrapperStream(max_length=MAX_WRAPPER_APDU)
+        try:
+            while True:
+                try:
+                    data = await port.read(4096, self.inactivity)
+                except TransportTimeout:
+                    return
+                stream.receive_data(data)
+                while True:
+                    try:
+                        frame = stream.next_event()
+                    except ProtocolError as exc:
+                        log.debug("wrapper/tcp: %s", exc)
+                        return
+                    if frame is NEED_DATA:
+                        break
+                    reply = sessions.handle(frame, now=port.clock.monotonic())
+                    if reply is not None:
+                        await port.write(reply.encode())
+        except TransportClosed:
+            return
+        finally:
+            with contextlib.suppress(TransportClosed):
+                await inner.close()
+
+    async def serve_wrapper_udp(
+        self, host: str = "127.0.0.1", port: int = 0, *, clock: Clock | None = None
+    ) -> WrapperUdpServer:
+        """Answer wrapper datagrams on UDP ``host:port`` (0: any free port) until ``close()``.
+
+        Each datagram is one frame; associations are kept per sender and client wPort and
+        forgotten after ``inactivity`` seconds of silence, measured like every protocol
+        time-out on the socket's ``clock`` (default: real time, whatever speed the model runs at).
+        """
+        sessions = WrapperSessions(self.new_association, inactivity=self.inactivity)
+        server = WrapperUdpServer(sessions, clock=clock or RealClock(), faults=self.faults)
+        return await server.start(host, port)
 
     async def serve_optical(self, port: Transport) -> None:
         """Answer IEC 62056-21 (and DLMS over HDLC after a mode E hand-over) until the port closes."""
@@ -270,7 +362,7 @@ class E450Simulator:
         stream = HdlcStream()
         pending = bytearray(first)
         link: HdlcConnection | None = None
-        server: DlmsServer | None = None
+        association: AssociationHandler | None = None
         while True:
             if link is None:
                 stream.receive_data(bytes(pending))
@@ -292,15 +384,14 @@ class E450Simulator:
                         server_address=snrm.destination,
                         parameters=HdlcParameters(),
                     )
-                    password = None if snrm.source.upper == PUBLIC_CLIENT else self._dlms_password
-                    server = DlmsServer(self.objects, password=password)
+                    association = self.new_association(snrm.source.upper)
                     link.receive_data(snrm.encode())
                 pending.clear()
             else:
                 link.receive_data(bytes(pending))
                 pending.clear()
             if link is not None:
-                assert server is not None
+                assert association is not None
                 done = False
                 while True:
                     try:
@@ -311,14 +402,7 @@ class E450Simulator:
                     if event is NEED_DATA:
                         break
                     if isinstance(event, DataReceived):
-                        try:
-                            reply = server.handle(event.data)
-                        except ProtocolError as exc:
-                            log.debug("dlms: %s", exc)
-                            reply = (
-                                b"\xd8\x01\x01"  # exception-response: state not allowed, service not allowed
-                            )
-                        link.send_data(reply)
+                        link.send_data(association(event.data))
                     elif isinstance(event, Disconnected):
                         done = True
                 out = link.data_to_send()

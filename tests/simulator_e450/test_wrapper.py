@@ -1,0 +1,265 @@
+"""The E450 as a G3-PLC meter behind the IEC 62056-47 wrapper, over real TCP and UDP sockets.
+
+The head-end side is the codecs' client role (``DlmsClient``) with the wrapper codec; the meter
+answers with the same ``DlmsServer`` as on its optical port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import timedelta
+
+import pytest
+
+from meterbridge.errors import TransportError
+from meterbridge.obis import ObisCode
+from meterbridge.protocols.dlms.apdu import (
+    AttributeDescriptor,
+    DataAccessResult,
+    ExceptionResponse,
+    GetRequestNormal,
+    decode_apdu,
+)
+from meterbridge.protocols.dlms.association import (
+    Associated,
+    AssociationRejected,
+    BlockReceived,
+    DlmsClient,
+    GetResult,
+    Lls,
+    Released,
+)
+from meterbridge.protocols.dlms.cosem import ClassId, ScalerUnit, profile_rows, value_of
+from meterbridge.protocols.dlms.wrapper import DLMS_PORT, WrapperFrame, WrapperStream
+from meterbridge.protocols.events import NEED_DATA
+from meterbridge.simulator.e450 import E450Simulator
+from meterbridge.simulator.e450_cosem import PROFILE_CAPTURE_OBJECTS, REGISTERS
+from meterbridge.simulator.e450_model import PROFILE_OBIS
+from meterbridge.simulator.e450_wrapper import MANAGEMENT_LOGICAL_DEVICE, WrapperSessions
+from meterbridge.transports import (
+    RealClock,
+    ScaledClock,
+    TcpTransport,
+    UdpTransport,
+    open_tcp,
+    open_udp,
+    serve_tcp,
+)
+
+PUBLIC = 16
+METER = MANAGEMENT_LOGICAL_DEVICE
+OB = ObisCode.parse
+ENERGY = AttributeDescriptor(ClassId.REGISTER, OB("1-0:1.8.0.255"), 2)
+ENERGY_SU = AttributeDescriptor(ClassId.REGISTER, OB("1-0:1.8.0.255"), 3)
+VOLTAGE = AttributeDescriptor(ClassId.REGISTER, OB("1-0:32.7.0.255"), 2)
+CURRENT = AttributeDescriptor(ClassId.REGISTER, OB("1-0:31.7.0.255"), 2)
+NAME = AttributeDescriptor(ClassId.DATA, OB("0-0:42.0.0.255"), 2)
+BUFFER = AttributeDescriptor(ClassId.PROFILE_GENERIC, PROFILE_OBIS, 2)
+
+
+class TcpHeadEnd:
+    """A head-end on one wrapper TCP connection: frames out, frames in, long GETs followed."""
+
+    def __init__(self, port: TcpTransport, source: int = PUBLIC, destination: int = METER) -> None:
+        self.port = port
+        self.source = source
+        self.destination = destination
+        self.stream = WrapperStream()
+
+    async def send(self, apdu: bytes) -> None:
+        await self.port.write(WrapperFrame(self.source, self.destination, apdu).encode())
+
+    async def frame(self, timeout: float = 5.0) -> WrapperFrame:
+        while (frame := self.stream.next_event()) is NEED_DATA:
+            self.stream.receive_data(await self.port.read(4096, timeout))
+        assert isinstance(frame, WrapperFrame)
+        return frame
+
+    async def request(self, client: DlmsClient, apdu: bytes) -> object:
+        client.outbox.clear()
+        await self.send(apdu)
+        while True:
+            frame = await self.frame()
+            assert (frame.source, frame.destination) == (self.destination, self.source)  # wPorts swapped
+            event = client.receive(frame.data)
+            if isinstance(event, BlockReceived):
+                await self.send(client.outbox.popleft())
+                continue
+            return event
+
+
+def _only(event: object) -> object:
+    assert isinstance(event, GetResult), event
+    (value,) = event.results
+    return value
+
+
+def _sim(**kwargs: object) -> E450Simulator:
+    # model time runs 3600x: after a moment of real time the load profile has entries
+    clock = ScaledClock(RealClock(), 3600.0)
+    return E450Simulator(clock=clock, seed=4, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_tcp_head_end_associates_gets_with_list_and_blocks_and_releases() -> None:
+    sim = _sim()
+    async with await serve_tcp(sim.serve_wrapper, "127.0.0.1", 0) as server:
+        port = await open_tcp("127.0.0.1", server.port)
+        try:
+            head = TcpHeadEnd(port)
+            client = DlmsClient()  # public client: no authentication
+            assert isinstance(await head.request(client, client.associate()), Associated)
+
+            raw = value_of(_only(await head.request(client, client.get(ENERGY))))  # type: ignore[arg-type]
+            su = ScalerUnit.from_data(_only(await head.request(client, client.get(ENERGY_SU))))  # type: ignore[arg-type]
+            assert su.symbol == "Wh" and su.scaler == REGISTERS[OB("1-0:1.8.0")].scaler
+            assert isinstance(raw, int) and 0 < raw <= sim.model.energies()[OB("1-0:1.8.0")] + 1
+
+            listed = await head.request(
+                client, client.get_with_list([(VOLTAGE, None), (CURRENT, None), (NAME, None)])
+            )
+            assert isinstance(listed, GetResult) and len(listed.results) == 3
+            volts, amps, name = (value_of(r) for r in listed.results)  # type: ignore[arg-type]
+            assert isinstance(volts, int) and 2000 < volts < 2600  # 0.1 V
+            assert isinstance(amps, int) and amps >= 0
+            name_text = name.decode() if isinstance(name, bytes) else name
+            assert name_text == sim.model.logical_device_name
+
+            await asyncio.sleep(0.3)  # 18 model minutes: at least one more quarter-hour entry
+            buffer = _only(await head.request(client, client.get(BUFFER)))  # with-block: longer than a PDU
+            rows = profile_rows(buffer, PROFILE_CAPTURE_OBJECTS)  # type: ignore[arg-type]
+            assert len(rows) >= 2
+            assert [b.timestamp - a.timestamp for a, b in itertools.pairwise(rows)] == [
+                timedelta(minutes=15)
+            ] * (len(rows) - 1)
+
+            missing = _only(
+                await head.request(client, client.get(AttributeDescriptor(3, OB("1-0:99.99.0"), 2)))
+            )
+            assert missing is DataAccessResult.OBJECT_UNDEFINED
+
+            assert isinstance(await head.request(client, client.release()), Released)
+            # the connection stays; a new association on it works
+            again = DlmsClient()
+            assert isinstance(await head.request(again, again.associate()), Associated)
+            assert isinstance(_only(await head.request(again, again.get(ENERGY))), object)
+        finally:
+            await port.close()
+    assert sim.wrapper_connections == 1
+
+
+async def test_tcp_lls_client_and_per_client_associations() -> None:
+    sim = _sim(dlms_password=b"12345678")
+    async with await serve_tcp(sim.serve_wrapper, "127.0.0.1", 0) as server:
+        port = await open_tcp("127.0.0.1", server.port)
+        try:
+            wrong = TcpHeadEnd(port, source=32)
+            refused = DlmsClient(authentication=Lls(b"00000000"))
+            assert isinstance(await wrong.request(refused, refused.associate()), AssociationRejected)
+            bare = DlmsClient()
+            assert isinstance(await wrong.request(bare, bare.associate()), AssociationRejected)
+
+            lls = TcpHeadEnd(port, source=1)  # the management client on the same connection
+            manager = DlmsClient(authentication=Lls(b"12345678"))
+            assert isinstance(await lls.request(manager, manager.associate()), Associated)
+            public = TcpHeadEnd(port, source=PUBLIC)
+            guest = DlmsClient()
+            assert isinstance(await public.request(guest, guest.associate()), Associated)
+            # both associations are open at once, each with its own invoke ids
+            assert isinstance(_only(await lls.request(manager, manager.get(ENERGY))), object)
+            assert isinstance(_only(await public.request(guest, guest.get(ENERGY))), object)
+
+            # a GET without an association (client 48 never sent an AARQ) is refused, not ignored
+            stranger = TcpHeadEnd(port, source=48)
+            await stranger.send(GetRequestNormal(0xC1, ENERGY).encode())
+            reply = await stranger.frame()
+            assert reply.data[:1] == bytes((0xD8,))  # exception-response
+        finally:
+            await port.close()
+
+
+async def test_tcp_unknown_logical_device_is_dropped_and_a_bad_version_closes_the_connection() -> None:
+    sim = _sim()
+    async with await serve_tcp(sim.serve_wrapper, "127.0.0.1", 0) as server:
+        port = await open_tcp("127.0.0.1", server.port)
+        try:
+            nobody = TcpHeadEnd(port, destination=7)
+            await nobody.send(DlmsClient().associate())
+            with pytest.raises(TimeoutError):
+                await nobody.frame(timeout=0.3)  # IEC 62056-47: frames for an unknown wPort are discarded
+            head = TcpHeadEnd(port)
+            client = DlmsClient()
+            assert isinstance(await head.request(client, client.associate()), Associated)
+            await port.write(bytes.fromhex("0002 0010 0001 0001 00".replace(" ", "")))
+            with pytest.raises(TransportError):  # the meter hangs up: a TCP stream cannot resync
+                await port.read(4096, 5)
+        finally:
+            await port.close()
+        # the listener is still there for the next head-end
+        port = await open_tcp("127.0.0.1", server.port)
+        try:
+            head = TcpHeadEnd(port)
+            client = DlmsClient()
+            assert isinstance(await head.request(client, client.associate()), Associated)
+        finally:
+            await port.close()
+
+
+async def _udp_request(port: UdpTransport, client: DlmsClient, apdu: bytes, source: int = PUBLIC) -> object:
+    client.outbox.clear()
+    await port.write(WrapperFrame(source, METER, apdu).encode())
+    while True:
+        frame = WrapperFrame.decode(await port.read_datagram(5))  # one datagram, one frame
+        assert (frame.source, frame.destination) == (METER, source)
+        event = client.receive(frame.data)
+        if isinstance(event, BlockReceived):
+            await port.write(WrapperFrame(source, METER, client.outbox.popleft()).encode())
+            continue
+        return event
+
+
+async def test_udp_head_end_with_blocks_garbage_and_two_peers() -> None:
+    sim = _sim()
+    async with await sim.serve_wrapper_udp("127.0.0.1", 0) as server:
+        assert server.port not in (0, DLMS_PORT)
+        one = await open_udp("127.0.0.1", server.port)
+        two = await open_udp("127.0.0.1", server.port)
+        try:
+            client = DlmsClient()
+            assert isinstance(await _udp_request(one, client, client.associate()), Associated)
+            await one.write(b"\x00\x01\x00\x10")  # shorter than a header: dropped
+            await one.write(WrapperFrame(PUBLIC, METER, b"").encode()[:-2] + b"\x00\x05")  # length lies
+            await asyncio.sleep(0.3)
+            buffer = _only(await _udp_request(one, client, client.get(BUFFER)))
+            assert profile_rows(buffer, PROFILE_CAPTURE_OBJECTS)  # type: ignore[arg-type]
+            assert server.malformed == 2
+
+            # the second peer has no association: its GET is refused while the first one's works
+            await two.write(WrapperFrame(PUBLIC, METER, GetRequestNormal(0xC1, ENERGY).encode()).encode())
+            refused = WrapperFrame.decode(await two.read_datagram(5))
+            assert decode_apdu(refused.data) == ExceptionResponse(1, 1)  # service not allowed
+            assert isinstance(_only(await _udp_request(one, client, client.get(ENERGY))), object)
+            assert isinstance(await _udp_request(one, client, client.release()), Released)
+        finally:
+            await one.close()
+            await two.close()
+
+
+def test_sessions_are_per_peer_and_client_and_expire() -> None:
+    made: list[int] = []
+
+    def new(client_sap: int):  # type: ignore[no-untyped-def]
+        made.append(client_sap)
+        n = len(made)
+        return lambda apdu: bytes((n,)) + apdu
+
+    sessions = WrapperSessions(new, inactivity=60.0)
+    ask = WrapperFrame(16, 1, b"x")
+    assert sessions.handle(ask, peer="a", now=0.0) == WrapperFrame(1, 16, b"\x01x")
+    assert sessions.handle(ask, peer="a", now=59.0) == WrapperFrame(1, 16, b"\x01x")  # same association
+    assert sessions.handle(ask, peer="b", now=59.0) == WrapperFrame(1, 16, b"\x02x")  # another peer
+    assert sessions.handle(WrapperFrame(1, 1, b"y"), peer="a", now=59.0) == WrapperFrame(1, 1, b"\x03y")
+    assert sessions.handle(WrapperFrame(16, 2, b"z"), peer="a", now=59.0) is None  # no logical device 2
+    assert sessions.dropped == 1 and len(sessions) == 3
+    assert sessions.handle(ask, peer="a", now=120.0) == WrapperFrame(1, 16, b"\x04x")  # idle > 60 s: new one
+    assert made == [16, 16, 1, 16] and len(sessions) == 1
