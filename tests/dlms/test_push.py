@@ -211,7 +211,9 @@ def test_mbus_framed_push_with_encryption_only() -> None:
     wire = _mbus_telegrams(apdu)
     assert wire[:9] == bytes.fromhex("68FAFA6853FF000167") and wire[9:11] == b"\xdb\x08"
     for chunk in (None, 1, 13):
-        (event,) = _feed(PushDecoder(keys=SecurityKeys(EK)), b"\x00\x10" + wire + b"\xe5", chunk)
+        events = _feed(PushDecoder(keys=SecurityKeys(EK)), b"\x00\x10" + wire + b"\xe5", chunk)
+        (event,) = [e for e in events if isinstance(e, PushReadings)]
+        assert all(isinstance(e, PushError) and e.layer == "mbus" for e in events if e is not event)
         _check(event, authenticated=False)
         assert event.invocation_counter == 9
 

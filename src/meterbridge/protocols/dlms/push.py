@@ -10,8 +10,8 @@ Two envelopes are understood:
   CI 0x00..0x0F for a segment that more segments follow (low nibble: sequence number) and
   0x10..0x1F for the last one; STSAP/DTSAP (``01 67``) are dropped from every segment and the
   rest joined into the APDU (usually general-glo-ciphering with security control 0x20:
-  encrypted, no tag). The long-frame envelope is parsed here minimally (start, both lengths,
-  checksum, stop byte) so that this decoder does not depend on the M-Bus application layer.
+  encrypted, no tag). The long frames themselves are cut and checked by the M-Bus link layer
+  (``meterbridge.protocols.mbus.link``).
 
 The Data-Notification body is read in one of three layouts:
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
-from meterbridge.errors import ChecksumError, FramingError, ProtocolError, SecurityError, UnsupportedError
+from meterbridge.errors import FramingError, ProtocolError, SecurityError, UnsupportedError
 from meterbridge.obis import ObisCode, lookup
 from meterbridge.protocols.dlms.apdu import (
     Apdu,
@@ -63,6 +63,7 @@ from meterbridge.protocols.dlms.security import ReplayGuard, SecurityKeys, decry
 from meterbridge.protocols.dlms.transfer import DEFAULT_MAX_APDU, GeneralBlockReassembler
 from meterbridge.protocols.events import NEED_DATA, NeedData
 from meterbridge.protocols.hdlc import HdlcStream
+from meterbridge.protocols.mbus.link import LinkNoise, LongFrame, MBusLink, SingleCharacter
 from meterbridge.readings import Quality, Reading, Value
 
 __all__ = [
@@ -400,82 +401,50 @@ def read_notification(
 
 
 class _MBusSegments:
-    """Cuts ``68 L L 68 C A CI STSAP DTSAP data CS 16`` frames from a stream and joins DLMS segments."""
+    """Joins the DLMS segments of M-Bus long frames (``68 L L 68 C A CI STSAP DTSAP data CS 16``).
 
-    __slots__ = ("_base", "_buf", "_parts", "_seq", "max_buffer")
+    Frames come from the M-Bus link layer (``meterbridge.protocols.mbus.link.MBusLink``: start
+    bytes, lengths, checksum, stop byte); this keeps the stream offset of each frame for errors.
+    """
+
+    __slots__ = ("_link", "_parts", "_position", "_seq")
 
     def __init__(self, max_buffer: int) -> None:
-        self.max_buffer = max_buffer
-        self._buf = bytearray()
-        self._base = 0
+        self._link = MBusLink(max_buffer=max_buffer, drop_echo=False)
         self._parts: list[bytes] = []
         self._seq: int | None = None
+        self._position = 0  # stream offset of the next frame's first byte
 
     def receive_data(self, data: bytes) -> None:
-        self._buf += data
-        if len(self._buf) > self.max_buffer:
-            excess = len(self._buf) - self.max_buffer
-            del self._buf[:excess]
-            self._base += excess
-            raise FramingError(
-                f"more than {self.max_buffer} bytes buffered without a complete M-Bus frame: dropped {excess}",
-                offset=self._base - excess,
-                layer=MBUS_LAYER,
-            )
-
-    def _drop(self, n: int) -> None:
-        del self._buf[:n]
-        self._base += n
+        self._link.receive_data(data)
 
     def next_apdu(self) -> tuple[bytes, int] | None:
-        """The next complete APDU and the stream offset of its first frame, or None (more bytes needed)."""
-        buf = self._buf
+        """The next complete APDU and the stream offset of its last frame, or None (more bytes needed)."""
         while True:
-            start = buf.find(0x68)
-            if start < 0:
-                self._drop(len(buf))
+            event = self._link.next_event()
+            if event is NEED_DATA:
                 return None
-            if start:
-                self._drop(start)
-            if len(buf) < 4:
-                return None
-            length = buf[1]
-            if buf[2] != length or buf[3] != 0x68:
-                at = self._base
-                self._drop(1)
-                raise FramingError(
-                    f"M-Bus long frame header 68 {length:02X} {buf[2]:02X} {buf[3]:02X}: "
-                    "lengths differ or no second 68",
+            if isinstance(event, LinkNoise):
+                self._position += len(event.data)
+                raise event.error
+            at = self._position
+            self._position += len(event.encode())
+            if isinstance(event, SingleCharacter):
+                continue  # an acknowledgement on a shared bus: nothing to read
+            if not isinstance(event, LongFrame):
+                raise UnsupportedError(
+                    f"M-Bus {type(event).__name__} where a long frame with a DLMS segment was expected",
                     offset=at,
                     layer=MBUS_LAYER,
                 )
-            total = length + 6
-            if len(buf) < total:
-                return None
-            at = self._base
-            body = bytes(buf[4 : 4 + length])
-            cs, stop = buf[4 + length], buf[5 + length]
-            if sum(body) & 0xFF != cs:
-                self._drop(1)
-                raise ChecksumError(
-                    f"M-Bus checksum 0x{cs:02X}, expected 0x{sum(body) & 0xFF:02X}",
-                    offset=at + 4 + length,
-                    layer=MBUS_LAYER,
-                )
-            if stop != 0x16:
-                self._drop(1)
-                raise FramingError(
-                    f"M-Bus stop byte 0x{stop:02X}, expected 0x16", offset=at + 5 + length, layer=MBUS_LAYER
-                )
-            self._drop(total)
-            if length < 5:
-                raise FramingError(
-                    "M-Bus long frame too short for a DLMS segment", offset=at + 1, layer=MBUS_LAYER
-                )
-            ci = body[2]
+            ci = event.ci
             if ci > 0x1F:
                 raise UnsupportedError(
                     f"M-Bus CI 0x{ci:02X} is not a DLMS segment (0x00..0x1F)", offset=at + 6, layer=MBUS_LAYER
+                )
+            if len(event.data) < 2:
+                raise FramingError(
+                    "M-Bus long frame too short for a DLMS segment", offset=at + 1, layer=MBUS_LAYER
                 )
             seq, last = ci & 0x0F, bool(ci & 0x10)
             expected = 0 if self._seq is None else (self._seq + 1) & 0x0F
@@ -486,16 +455,12 @@ class _MBusSegments:
                     offset=at + 6,
                     layer=MBUS_LAYER,
                 )
-            self._parts.append(body[5:])
+            self._parts.append(event.data[2:])  # without STSAP and DTSAP
             self._seq = seq
             if last:
                 apdu = b"".join(self._parts)
                 self._parts, self._seq = [], None
                 return apdu, at
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the decoder
 
 
 class PushFramer:
