@@ -24,6 +24,7 @@ import logging
 import ssl
 import time
 import uuid
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -200,6 +201,7 @@ class MqttSink(BaseSink):
         self._retained: dict[str, bytes] = {}  # state and problem topics -> last payload, re-sent on announce
         self._last_counter: dict[tuple[str, str], float | int] = {}
         self._problems: dict[tuple[str | None, str], _ProblemState] = {}
+        self._unsent_events: deque[QualityEvent] = deque(maxlen=10_000)
         self._removed: set[str] = set()
         self._legacy_meter: str | None = legacy_topics if isinstance(legacy_topics, str) else None
         self._client: aiomqtt.Client | None = None
@@ -307,6 +309,7 @@ class MqttSink(BaseSink):
             await self._sync_retained(client)
         await client.publish(self.layout.status, b"online", qos=1, retain=True)
         await self._announce(client)
+        await self._flush_events(client)
         self.connected = True
         log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
 
@@ -520,17 +523,26 @@ class MqttSink(BaseSink):
 
     async def on_event(self, event: QualityEvent) -> None:
         applied = self._apply_event(event)
+        self._unsent_events.append(event)  # sent on the event stream now or after the next connection
         client = self._client
         if client is None or not self.connected:
             return
-        sends = [client.publish(self.layout.events, event_payload(self.layout.gateway_id, event), qos=1)]
+        sends = []
         if applied is not None and (applied[0] is None or self._wanted(applied[0])):
             topic, payload = self._problem_message(*applied)
             sends.append(client.publish(topic, payload, qos=1, retain=True))
         try:
             await asyncio.gather(*sends)
+            await self._flush_events(client)
         except aiomqtt.MqttError as exc:
-            log.warning("mqtt: event not published now (%s); its problem state is re-sent on reconnect", exc)
+            log.warning("mqtt: event not published now (%s); it is sent after reconnecting", exc)
+
+    async def _flush_events(self, client: aiomqtt.Client) -> None:
+        """Publish the events not yet on the event stream, oldest first; keep them if the broker fails."""
+        while self._unsent_events:
+            event = self._unsent_events[0]
+            await client.publish(self.layout.events, event_payload(self.layout.gateway_id, event), qos=1)
+            self._unsent_events.popleft()
 
     # ------------------------------------------------------------------------------------------ readings
 
