@@ -3,12 +3,15 @@ guide's registers, GET with-block of a load profile selected by range, SET, ACTI
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from meterbridge.errors import AuthenticationError, LocalProtocolError
+from meterbridge.errors import AuthenticationError, LocalProtocolError, ProtocolError
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.apdu import (
     AccessSelection,
@@ -258,7 +261,29 @@ def test_wrong_gak_on_pass_4_raises() -> None:
     assert isinstance(client.receive(server.handle(client.outbox.popleft())), AuthenticationPending)
     pass3 = client.outbox.popleft()
     server._challenge = b"tampered-challenge"  # the meter now expects another answer
-    from meterbridge.errors import ProtocolError
-
     with pytest.raises((AuthenticationError, ProtocolError)):
         client.receive(server.handle(pass3))
+
+
+_TAGS = [0x60, 0x61, 0x62, 0x63, 0xC0, 0xC1, 0xC3, 0xC4, 0xC5, 0xC7, 0xC8, 0xCC, 0xD8, 0x0F, 0xE0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(_TAGS), st.binary(max_size=80), st.booleans())
+def test_fuzz_both_roles_raise_only_protocol_errors(tag: int, rest: bytes, associate_first: bool) -> None:
+    server = DlmsServer(_MODEL, password=b"12345678")
+    client = DlmsClient(authentication=Lls(b"12345678"))
+    if associate_first:
+        client.associate()
+        _exchange(client, server)
+    data = bytes((tag,)) + rest
+    try:
+        reply = server.handle(data)
+        assert reply  # a meter always answers something
+    except ProtocolError:
+        pass
+    with contextlib.suppress(ProtocolError):
+        client.receive(data)
+
+
+_MODEL = _meter_model()

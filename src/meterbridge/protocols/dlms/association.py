@@ -24,7 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
-from meterbridge.errors import AuthenticationError, FramingError, LocalProtocolError, SecurityError
+from meterbridge.errors import (
+    AuthenticationError,
+    FramingError,
+    LocalProtocolError,
+    ProtocolError,
+    SecurityError,
+)
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.apdu import (
     AARE,
@@ -259,6 +265,8 @@ class _Machine:
     def step(self, what: str) -> None:
         nxt = TRANSITIONS.get((self.state, what))
         if nxt is None:
+            if what.startswith("receive"):  # the peer is out of step
+                raise ProtocolError(f"{self.role} cannot {what} in state {self.state.value}", layer=LAYER)
             raise LocalProtocolError(f"DLMS {self.role}: cannot {what} in state {self.state.value}")
         self.state = nxt
 
