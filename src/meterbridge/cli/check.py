@@ -117,7 +117,7 @@ def check(
         from meterbridge.gateway.config import load_config
 
         assert config is not None
-        installation = ConfiguredInstallation(load_config(config), str(config))
+        installation = ConfiguredInstallation(load_config(config), config)
     try:
         report, html, json_path = asyncio.run(
             run_checklist(

@@ -13,7 +13,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from meterbridge.commissioning.model import PollOutcome
 from meterbridge.errors import ConfigError, MeterbridgeError
@@ -31,9 +34,10 @@ class ConfiguredInstallation:
 
     can_inject = False
 
-    def __init__(self, config: GatewayConfig, source_name: str = "configuration") -> None:
+    def __init__(self, config: GatewayConfig, path: Path | None = None) -> None:
         self.config = config
-        self.name = f"{config.name} ({source_name})"
+        self.path = path
+        self.name = f"{config.name} ({path or 'configuration'})"
         self._meters = configured_meters(config)
         self._opened: set[str] = set()
         self._streams: dict[str, AsyncIterator[SourceItem]] = {}
@@ -106,9 +110,14 @@ class ConfiguredInstallation:
     async def inject(self, meter_id: str, fault: str, active: bool) -> None:
         raise ConfigError("faults can only be injected on the simulator", where="check --fault")
 
-    def config_export(self) -> dict[str, Any]:
-        # pydantic's SecretStr dumps as '**********': no key or password leaves the configuration
-        return self.config.model_dump(mode="json")
+    def config_file(self, scratch: Path) -> Path:
+        if self.path is None:
+            path = scratch / "gateway.yaml"
+            path.write_text(
+                yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+            )
+            return path
+        return self.path
 
     async def read(self, meter_id: str) -> PollOutcome:
         at = self.now()

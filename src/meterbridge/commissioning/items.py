@@ -7,12 +7,14 @@ monitoring item can check the dashboard's ``/healthz`` and ``/metrics`` against 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
 import statistics
+import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +52,8 @@ class Context:
     installation: Installation
     store: Store
     reports_dir: Path
+    scratch: Path
+    store_url: str
     reference: list[dict[str, Any]] | None = None
     soak_s: float = 3600.0
     disturbance_s: float = 300.0
@@ -338,43 +342,70 @@ async def robustness(ctx: Context, interval_s: float = 60.0, fault: str = "silen
     )
 
 
-async def backup(ctx: Context) -> CheckResult:
-    """Configuration and inventory exported (and read back); ``meterbridge backup`` used when installed."""
-    findings = []
-    export = {
-        "configuration": ctx.installation.config_export(),
-        "inventory": [_meter_dict(m) for m in ctx.store.meters()],
-    }
-    path = ctx.reports_dir / "backup-inventory.json"
-    path.write_text(json.dumps(export, indent=2, default=str), encoding="utf-8")
-    back = json.loads(path.read_text(encoding="utf-8"))
-    ok = len(back["inventory"]) == len(ctx.installation.meters())
-    findings.append(
-        Finding(
-            "configuration + inventory",
-            "pass" if ok else "fail",
-            f"written to {path.name} ({len(back['inventory'])} meters)",
-            {"file": path.name},
-        )
+async def _meterbridge(*args: str, timeout: float = 120.0) -> tuple[int, str]:
+    """Run a ``meterbridge`` command in a child process: (exit code, output)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "meterbridge",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        import meterbridge.cli.backup  # noqa: F401  (the MQTT helper's command, when installed)
-    except ModuleNotFoundError:
-        findings.append(
-            Finding(
-                "meterbridge backup",
-                "skip",
-                "command not available in this installation: store not backed up",
-            )
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, f"timed out after {timeout:g} s"
+    return int(proc.returncode or 0), out.decode(errors="replace").strip()
+
+
+async def backup(ctx: Context) -> CheckResult:
+    """``meterbridge backup`` of the configuration and the meter inventory, then ``meterbridge restore`` of
+    that file into a scratch directory: the inventory and the configuration must come back."""
+    config = ctx.installation.config_file(ctx.scratch)
+    target = ctx.reports_dir / f"backup-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    code, out = await _meterbridge("backup", "-c", str(config), "-o", str(target), "--store", ctx.store_url)
+    if code != 0:
+        detail = out.splitlines()[-1] if out else f"exit code {code}"
+        return CheckResult.from_findings("backup", "Backup", [Finding("meterbridge backup", "fail", detail)])
+    findings = [
+        Finding(
+            "meterbridge backup", "pass", out.splitlines()[-1] if out else target.name, {"file": target.name}
         )
-    else:
+    ]
+    restored_config = ctx.scratch / "restored.yaml"
+    restored_store = ctx.scratch / "restored.sqlite"
+    code, out = await _meterbridge(
+        "restore",
+        str(target),
+        "-c",
+        str(restored_config),
+        "--store",
+        f"sqlite:///{restored_store}",
+        "--without-keys",
+    )
+    if code != 0:
         findings.append(
-            Finding(
-                "meterbridge backup",
-                "skip",
-                "installed; run `meterbridge backup` for the store (not called here)",
-            )
+            Finding("meterbridge restore", "fail", out.splitlines()[-1] if out else f"exit code {code}")
         )
+        return CheckResult.from_findings("backup", "Backup", findings)
+    body = json.loads(target.read_text(encoding="utf-8"))
+    wanted = sorted(m.id for m in ctx.store.meters())
+    from meterbridge.sinks.store import open_store
+
+    with open_store(str(restored_store)) as back:
+        got = sorted(m.id for m in back.meters())
+    same_text = restored_config.read_text(encoding="utf-8") == config.read_text(encoding="utf-8")
+    redacted = body.get("redacted") or []
+    ok = got == wanted and (same_text or bool(redacted))
+    detail = f"{len(got)} of {len(wanted)} meters restored; configuration " + (
+        "identical" if same_text else f"restored with {len(redacted)} secrets left out"
+    )
+    findings.append(Finding("meterbridge restore", "pass" if ok else "fail", detail, {"meters": got}))
     return CheckResult.from_findings("backup", "Backup", findings)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from meterbridge.readings import Reading
@@ -143,6 +144,6 @@ class Installation(Protocol):
         """Switch a fault on or off (only when ``can_inject``)."""
         ...
 
-    def config_export(self) -> dict[str, Any]:
-        """The configuration as plain data with secrets removed (for the backup item)."""
+    def config_file(self, scratch: Path) -> Path:
+        """The gateway configuration file of this installation (the simulator writes one into ``scratch``)."""
         ...

@@ -45,7 +45,8 @@ async def run_checklist(
     started = datetime.now(UTC)
     scratch = tempfile.TemporaryDirectory(prefix="meterbridge-check-")
     # what the items read goes to a store of its own (a file, so the soak does not grow this process)
-    store = open_store(str(Path(scratch.name) / "check.sqlite"))
+    store_path = Path(scratch.name) / "check.sqlite"
+    store = open_store(str(store_path))
     try:
         for meter in installation.meters():
             store.upsert_meter(meter)
@@ -53,6 +54,8 @@ async def run_checklist(
             installation,
             store,
             reports_dir,
+            Path(scratch.name),
+            f"sqlite:///{store_path}",
             reference=reference,
             soak_s=soak_s,
             disturbance_s=disturbance_s,

@@ -21,6 +21,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final
 
 from meterbridge.commissioning.model import PollOutcome
@@ -145,14 +146,20 @@ class SimulatedInstallation:
                     )
         return out
 
-    def config_export(self) -> dict[str, Any]:
-        return {
-            "simulated": True,
-            "interval_s": self.interval,
-            "meters": [
-                {"id": m.id, "address": m.address, "seed": m.model.seed} for m in self._meters.values()
-            ],
-        }
+    def config_file(self, scratch: Path) -> Path:
+        """A gateway configuration for these meters as ``meterbridge simulate e450 --pty`` serves them."""
+        lines = ["# simulated installation written by meterbridge check", "name: simulated", "meters:"]
+        for m in self._meters.values():
+            lines += [
+                f"  - id: {m.id}",
+                f"    name: Virtual E450 {m.id.rsplit('-', 1)[1]} (seed {m.model.seed})",
+                "    protocol: optical",
+                f"    transport: pty:///tmp/meterbridge-{m.id}",
+                f"    interval: {self.interval:g}",
+            ]
+        path = scratch / "simulated.yaml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
 
     async def read(self, meter_id: str) -> PollOutcome:
         meter = self._meter(meter_id)
