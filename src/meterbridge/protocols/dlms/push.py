@@ -59,7 +59,7 @@ from meterbridge.protocols.dlms.axdr import (
     encode_data,
 )
 from meterbridge.protocols.dlms.cosem import ScalerUnit, scale, value_of
-from meterbridge.protocols.dlms.security import ReplayGuard, SecurityKeys, decrypt
+from meterbridge.protocols.dlms.security import ReplayGuard, SecurityKeys, decrypt, system_title_text
 from meterbridge.protocols.dlms.transfer import DEFAULT_MAX_APDU, GeneralBlockReassembler
 from meterbridge.protocols.events import NEED_DATA, NeedData
 from meterbridge.protocols.hdlc import HdlcStream
@@ -380,7 +380,7 @@ def read_notification(
         raise FramingError(
             "push carries no complete date-time and no time of receipt was given", layer="dlms"
         )
-    meter = name or meter_id or (system_title.hex().upper() if system_title else None) or "unidentified"
+    meter = name or meter_id or (system_title_text(system_title) if system_title else None) or "unidentified"
     quality = Quality.UNAUTHENTICATED if authenticated is False else Quality.OK
     readings = []
     for obis, value, scaler, unit in registers:

@@ -39,6 +39,7 @@ __all__ = [
     "encrypt",
     "gmac",
     "hls_gmac_response",
+    "system_title_text",
     "verify_hls_gmac",
 ]
 
@@ -269,7 +270,7 @@ class ReplayGuard:
         last = self._last.get(bytes(system_title))
         if last is not None and invocation_counter <= last:
             raise ReplayError(
-                f"invocation counter {invocation_counter} of system title {_title(system_title)} "
+                f"invocation counter {invocation_counter} of system title {system_title_text(system_title)} "
                 f"does not rise (last accepted {last})",
                 layer=LAYER,
             )
@@ -282,8 +283,8 @@ class ReplayGuard:
         return self._last.get(bytes(system_title))
 
 
-def _title(system_title: bytes) -> str:
-    """A system title for messages: manufacturer letters when printable, then hex."""
+def system_title_text(system_title: bytes) -> str:
+    """A system title as people write it: the manufacturer's three letters, then the rest in hex."""
     head = system_title[:3]
     if all(0x41 <= b <= 0x5A for b in head):
         return f"{head.decode()}{system_title[3:].hex().upper()}"
@@ -318,7 +319,7 @@ class SecurityContext:
         return self._keys
 
     def __repr__(self) -> str:
-        return f"SecurityContext(system_title={_title(self.system_title)}, {self._keys!r})"
+        return f"SecurityContext(system_title={system_title_text(self.system_title)}, {self._keys!r})"
 
     def protect(
         self, plaintext: bytes, security_control: int = SecurityControl.AUTHENTICATED_AND_ENCRYPTED
