@@ -287,3 +287,17 @@ def test_fuzz_both_roles_raise_only_protocol_errors(tag: int, rest: bytes, assoc
 
 
 _MODEL = _meter_model()
+
+
+def test_a_long_get_aborted_by_the_meter_is_a_result() -> None:
+    from meterbridge.protocols.dlms.apdu import GetResponseWithDatablock
+
+    server = DlmsServer(_meter_model())
+    client = _associate(None, server)
+    client.get(AttributeDescriptor(7, PROFILE_OBIS, 2))
+    client.outbox.clear()
+    event = client.receive(
+        GetResponseWithDatablock(0xC1, True, 1, DataAccessResult.LONG_GET_ABORTED).encode()
+    )
+    assert event == GetResult(0xC1, (DataAccessResult.LONG_GET_ABORTED,))
+    assert client.state is AssociationState.ASSOCIATED

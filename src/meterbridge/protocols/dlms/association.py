@@ -488,9 +488,18 @@ class DlmsClient:
         return Associated(self.negotiated_conformance, self.server_max_pdu_size, self._aare)
 
     def _on_block(self, block: GetResponseWithDatablock) -> ClientEvent:
+        if isinstance(block.raw_data, DataAccessResult):  # the meter ended the transfer with a reason
+            self._blocks = None
+            self._machine.step("receive response")
+            return GetResult(block.invoke_id, (block.raw_data,))
         if self._blocks is None:
             self._blocks = DatablockReassembler()
-        whole = self._blocks.add(block)
+        try:
+            whole = self._blocks.add(block)
+        except FramingError:
+            self._blocks = None
+            self._machine.state = AssociationState.ASSOCIATED  # the long GET is over
+            raise
         if whole is None:
             self._machine.step("receive block")
             self._send(self._wrap(GetRequestNext(block.invoke_id, block.block_number).encode()))
