@@ -173,6 +173,16 @@ def known(tmp_path: Path) -> Iterator[KnownData]:
 
 
 @pytest.fixture
+def known_pg(request: pytest.FixtureRequest) -> Iterator[KnownData]:
+    """The same known data in a PostgreSQL store (a schema of its own; skipped outside CI without a server)."""
+    dsn = request.getfixturevalue("postgres_dsn")
+    store = open_store(dsn)
+    readings = fill(store)
+    yield KnownData(store, Path(), readings)
+    store.close()
+
+
+@pytest.fixture
 def recent(tmp_path: Path) -> Iterator[KnownData]:
     """The same data, ending at the last quarter hour before now (so that the default ranges show it)."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)

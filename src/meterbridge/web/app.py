@@ -35,9 +35,10 @@ from meterbridge.web import views
 from meterbridge.web.metrics import StoreCollector, metrics_text
 from meterbridge.web.openapi import openapi_document
 
-__all__ = ["TOKEN_COOKIE", "create_app"]
+__all__ = ["DEFAULT_REPORTS_DIR", "TOKEN_COOKIE", "create_app"]
 
 TOKEN_COOKIE: Final = "meterbridge_token"
+DEFAULT_REPORTS_DIR: Final = Path("var/reports")
 _STATIC: Final = Path(__file__).parent / "static"
 _OPEN_PATHS: Final = ("/healthz", "/static/")
 _CSP: Final = (
@@ -177,7 +178,7 @@ def create_app(
     store: Store,
     *,
     token: str | None = None,
-    reports_dir: str | Path | None = None,
+    reports_dir: str | Path | None = DEFAULT_REPORTS_DIR,
     timezone: str = "UTC",
     stale_after: float = 900.0,
     live_interval: float = 1.0,
@@ -187,7 +188,8 @@ def create_app(
     """The dashboard over ``store`` (read only).
 
     ``token``: required on every request (Bearer header, ``?token=`` or the cookie set after it) when given;
-    ``reports_dir``: where ``meterbridge check`` writes its reports; ``timezone``: IANA zone of the energy
+    ``reports_dir``: where ``meterbridge check`` writes its reports (default ``var/reports``, the command's
+    default too; None: no Reports page); ``timezone``: IANA zone of the energy
     day and month boundaries and of the pages' times; ``stale_after``: seconds without a reading after which
     a meter shows as stale; ``live_interval``: seconds between the live stream's looks at the store;
     ``registry``: the gateway's Prometheus registry, exposed on ``/metrics`` with the store's own figures.

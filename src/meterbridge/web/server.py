@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from meterbridge.errors import ConfigError
 from meterbridge.sinks.store import Store
-from meterbridge.web.app import create_app
+from meterbridge.web.app import DEFAULT_REPORTS_DIR, create_app
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "build_server", "check_bind", "is_loopback", "serve"]
 
@@ -75,7 +75,7 @@ def serve(
     port: int = DEFAULT_PORT,
     *,
     token: str | None = None,
-    reports_dir: str | Path | None = None,
+    reports_dir: str | Path | None = DEFAULT_REPORTS_DIR,
     **app_options: Any,
 ) -> None:
     """Build the dashboard over ``store`` and serve it until interrupted (blocking)."""
