@@ -35,6 +35,7 @@ Errors never stop the decoder: each comes out as a ``PushError`` naming the laye
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,6 @@ from meterbridge.obis import ObisCode, lookup
 from meterbridge.protocols.dlms.apdu import (
     Apdu,
     DataNotification,
-    GeneralBlockTransfer,
     GeneralGloCiphering,
     decode_apdu,
 )
@@ -83,6 +83,7 @@ CLOCK = ObisCode(0, 0, 1, 0, 0, 255)
 _PUSH_SETUP_CLASS = 40
 _CLOCK_CLASS = 8
 MBUS_LAYER = "mbus"
+_U16 = struct.Struct(">H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,10 +520,20 @@ class PushFramer:
                 if frame is NEED_DATA:
                     return False
                 payload = frame.payload
-                if payload[:1] == b"\xe0":
-                    block = decode_apdu(payload)
-                    assert isinstance(block, GeneralBlockTransfer)
-                    whole = self._gbt.add(block)
+                if payload[:1] == b"\xe0":  # general-block-transfer: E0 control number ack length data
+                    if len(payload) < 7:
+                        raise FramingError(
+                            "general-block-transfer header needs 7 bytes", offset=0, layer="dlms"
+                        )
+                    control, number = payload[1], _U16.unpack_from(payload, 2)[0]
+                    size, start = decode_length(payload, 6)
+                    if start + size != len(payload):
+                        raise FramingError(
+                            f"general-block-transfer block of {size} bytes in {len(payload) - start}",
+                            offset=6,
+                            layer="dlms",
+                        )
+                    whole = self._gbt.add_block(bool(control & 0x80), number, payload[start:])
                     if whole is not None:
                         self._out.append(whole)
                 elif payload:

@@ -79,20 +79,24 @@ class GeneralBlockReassembler:
         self._expected = None
 
     def add(self, block: GeneralBlockTransfer) -> bytes | None:
-        if self._expected is not None and block.block_number != self._expected:
+        return self.add_block(block.last_block, block.block_number, block.block_data)
+
+    def add_block(self, last_block: bool, block_number: int, block_data: bytes) -> bytes | None:
+        """``add`` for a block already taken apart (the push path reads GBT headers itself)."""
+        if self._expected is not None and block_number != self._expected:
             expected = self._expected
             self.reset()
             raise FramingError(
-                f"general-block-transfer block {block.block_number} where block {expected} was expected",
+                f"general-block-transfer block {block_number} where block {expected} was expected",
                 layer=LAYER,
             )
-        self._size += len(block.block_data)
+        self._size += len(block_data)
         if self._size > self.max_size:
             self.reset()
             raise FramingError(f"general-block-transfer APDU exceeds {self.max_size} bytes", layer=LAYER)
-        self._parts.append(block.block_data)
-        self._expected = (block.block_number + 1) & 0xFFFF
-        if not block.last_block:
+        self._parts.append(block_data)
+        self._expected = (block_number + 1) & 0xFFFF
+        if not last_block:
             return None
         whole = b"".join(self._parts)
         self.reset()
