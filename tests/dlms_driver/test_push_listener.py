@@ -296,6 +296,11 @@ async def test_cli_table_output_and_bad_key() -> None:
         code, out, err = await run_cli(url, "--count", "1", env={"COLUMNS": "160"})
     assert code == 0, err
     assert "1-1:1.8.0.255" in out and "482939" in out and "LGZ1030653520967" in out
+    async with pushing_meter(WIRE) as url:
+        code, out, err = await run_cli(url, "--count", "1", "--json", "--timezone", "Europe/Zurich")
+    assert code == 0, err
+    stamps = {json.loads(line)["timestamp"] for line in out.splitlines()}
+    assert stamps == {"2026-05-04T11:39:21+02:00"}  # the push's local time, no deviation on the wire
     code, out, err = await run_cli("tcp://127.0.0.1:9", "--key", "abcd")
     assert code == 2
     assert "16 bytes" in err and "abcd" not in err

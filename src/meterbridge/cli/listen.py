@@ -90,6 +90,14 @@ def listen(
         str | None,
         typer.Option("--meter-id", help="Meter id for pushes that do not carry their logical device name."),
     ] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(
+            "--timezone",
+            help="Time zone of pushed date-times that carry no UTC deviation (the E450 sends local time), "
+            "e.g. Europe/Zurich.",
+        ),
+    ] = "UTC",
     count: Annotated[
         int, typer.Option("--count", help="Stop after this many pushes (0: run until stopped).")
     ] = 0,
@@ -119,6 +127,12 @@ def listen(
             "--auth-key needs --key (the pushes are encrypted with the GUEK)", param_hint="--auth-key"
         )
     formats = parse_scalers(scaler or [])
+    try:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(timezone)
+    except (ValueError, KeyError, OSError):
+        raise typer.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone") from None
     keys = SecurityKeys(guek, gak) if guek is not None else None
     counts = {"pushes": 0, "errors": 0}
 
@@ -136,6 +150,7 @@ def listen(
             formats=formats,  # type: ignore[arg-type]
             meter_id=meter_id,
             framing=framing,  # type: ignore[arg-type]
+            default_tz=zone,
         )
         try:
             async for event in listener.pushes():
