@@ -61,12 +61,15 @@ def read_mbus(
 
     async def main() -> ReadResult:
         transport = await open_transport(port, line=line)
-        if log_frames:
-            transport = LoggedTransport(transport, open_frame_log(log_frames))
+        log = open_frame_log(log_frames) if log_frames else None
+        if log is not None:
+            transport = LoggedTransport(transport, log)
         try:
             return await MBusMaster(transport, line=line, retries=retries, extra_timeout=extra).read(parsed)
         finally:
             await transport.close()
+            if log is not None:
+                log.close()
 
     try:
         result = asyncio.run(main())

@@ -56,8 +56,9 @@ def scan(
 
     async def main() -> dict[str, object]:
         transport = await open_transport(port, line=line)
-        if log_frames:
-            transport = LoggedTransport(transport, open_frame_log(log_frames))
+        log = open_frame_log(log_frames) if log_frames else None
+        if log is not None:
+            transport = LoggedTransport(transport, log)
         master = MBusMaster(transport, line=line, retries=retries, extra_timeout=extra)
         try:
             with Progress(
@@ -90,6 +91,8 @@ def scan(
                 }
         finally:
             await transport.close()
+            if log is not None:
+                log.close()
 
     try:
         outcome = asyncio.run(main())

@@ -135,5 +135,9 @@ def simulate_mbus(
             tasks.append(asyncio.ensure_future(simulator.serve(wrap(master))))
         await asyncio.Event().wait()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        if log is not None:
+            log.close()
