@@ -11,12 +11,14 @@
 * ``await reader.read_registers(["1.8.0", ...], password=...)``: programming mode
   (``ACK 0 Z 1``), P1 password, one R1 per address, B0 at the end.
 * ``await reader.hand_over()``: mode E, ``ACK 2 Z 2``; the line switches to 8N1 and
-  belongs to HDLC. ``await read_mode_e(...)`` then hands the transport to the DLMS
-  client driver (``meterbridge.drivers.dlms_client``) when that module is installed.
+  belongs to HDLC. ``await read_mode_e(reader, obis)`` then hands the transport to the
+  DLMS client driver (``meterbridge.drivers.dlms_client``), which reads the registers.
 
 Nothing here sleeps a fixed time: every wait is for bytes, bounded by
 ``response_timeout`` (IEC 62056-21 allows a meter 1.5 s to react and 1.5 s between
-characters). Faults are recovered and reported, never turned into values: a readout
+characters). The one exception is the mode E hand-over: there the reader speaks first
+at the new speed, so it gives the meter ``hand_over_delay`` (0.3 s, above the
+standard's 200 ms minimum reaction time) to switch its UART. Faults are recovered and reported, never turned into values: a readout
 with a wrong BCC or a time-out is abandoned (the port returns to 300 baud, waits until
 the line is quiet) and repeated up to ``retries`` times, each failure listed in the
 result's ``attempts``; in programming mode a garbled answer is answered with NAK and the
@@ -27,8 +29,6 @@ naming the attempts.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,7 +79,6 @@ __all__ = [
     "OpticalReadout",
     "RegisterRead",
     "RegisterReadout",
-    "dlms_client_available",
     "read_mode_e",
     "transport_line",
 ]
@@ -181,6 +180,7 @@ class OpticalReader:
         response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
         retries: int = 2,
         max_repeats: int = 3,
+        hand_over_delay: float = 0.3,
     ) -> None:
         if baud is not None and baud not in BAUD_MODE_C.values():
             raise ValueError(
@@ -192,6 +192,7 @@ class OpticalReader:
         self.response_timeout = response_timeout
         self.retries = retries
         self.max_repeats = max_repeats
+        self.hand_over_delay = hand_over_delay
         self._pending: deque[ClientEvent] = deque()
 
     # ------------------------------------------------------------------ public sessions
@@ -243,6 +244,9 @@ class OpticalReader:
         except (MeterbridgeError, TimeoutError):
             await self._recover(client)
             raise
+        # The meter speaks next only when asked: give it its reaction time to read the
+        # acknowledgement and switch its UART before the first HDLC frame arrives.
+        await self.transport.clock.sleep(self.hand_over_delay)
         return HandOver(self.transport, ident, transport_line(event.line), client.trailing_data())
 
     # ------------------------------------------------------------------ one attempt each
@@ -431,20 +435,13 @@ def _gave_up(last: BaseException, failures: list[str]) -> MeterbridgeError:
     return TransportError(summary)
 
 
-def dlms_client_available() -> bool:
-    """Whether the DLMS client driver (``meterbridge.drivers.dlms_client``) is installed."""
-    return importlib.util.find_spec("meterbridge.drivers.dlms_client") is not None
-
-
-async def read_mode_e(reader: OpticalReader, obis: Sequence[str], **options: Any) -> Any:
+async def read_mode_e(reader: OpticalReader, obis: Sequence[str], **options: Any) -> list[Reading]:
     """Mode E: hand the line over and let the DLMS client driver read ``obis``.
 
-    ``options`` go to the DLMS client (password, client address ...). Raises
-    ``UnsupportedError`` when ``meterbridge.drivers.dlms_client`` is not installed.
+    ``options`` go to ``meterbridge.drivers.dlms_client.read_after_hand_over``
+    (``password``, ``client``, ``server``, ``timeout`` ...).
     """
-    if not dlms_client_available():
-        raise UnsupportedError("mode E needs meterbridge.drivers.dlms_client, which is not installed")
-    module = importlib.import_module("meterbridge.drivers.dlms_client")
+    from meterbridge.drivers.dlms_client import read_after_hand_over
+
     hand_over = await reader.hand_over()
-    read = module.read_after_hand_over
-    return await read(hand_over.transport, obis, pending=hand_over.pending, **options)
+    return await read_after_hand_over(hand_over.transport, obis, pending=hand_over.pending, **options)
