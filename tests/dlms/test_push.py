@@ -250,7 +250,8 @@ def test_flat_list_of_obis_value_pairs_after_a_clock_value() -> None:
         Data.octet_string(bytes(ObisCode.parse("1-0:31.7.0.255"))),
         Data.long_unsigned(9),
     )
-    result = read_notification(_notification(body), formats={CURRENTS[0]: RegisterFormat(-2)})
+    formats = {CURRENTS[0]: RegisterFormat(-2), ObisCode.parse("1-0:32.7.0.255"): RegisterFormat(-2)}
+    result = read_notification(_notification(body), formats=formats)  # a scaler the push carries wins
     assert result.meter_id == "KFM1200200000001" and result.timestamp == T0
     assert [(str(r.key), r.value, r.unit) for r in result.readings] == [
         ("1-0:1.8.0.255", 1234567, "Wh"),

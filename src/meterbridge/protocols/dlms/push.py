@@ -26,8 +26,10 @@ The meter id is the logical device name (0-0:42.0.0.255) when the push carries i
 configured ``meter_id``, else the system title. The timestamp is the clock value
 (0-0:1.0.0.255) in the push, else the leading date-time, else the Data-Notification's
 date-time, else ``received_at``. A date-time with an unspecified deviation is read in
-``default_tz``. Pushes carry no scaler: ``formats`` gives scaler and unit per OBIS code
-(falling back to the catalogue's unit and scaler 0). Values are exact (int or Decimal).
+``default_tz``. Most pushes carry no scaler: where a register comes without its scaler_unit,
+``formats`` gives scaler and unit per OBIS code (falling back to the catalogue's unit and
+scaler 0); a scaler_unit the push carries (flat layout) is used as sent. Values are exact
+(int or Decimal).
 
 Errors never stop the decoder: each comes out as a ``PushError`` naming the layer (``hdlc``,
 ``mbus``, ``dlms``, ``dlms-security``), the byte offset and the exception.
@@ -206,7 +208,7 @@ class _ObjectListMemo:
         """(kind, OBIS, scaler, unit) per position, for these pairs and these formats (cached)."""
         key = (id(self.pairs), id(formats))
         if key != self._plan_key:
-            self._plan = [(kind, obis, *formats.get(obis)[:2]) for kind, obis in self.pairs]
+            self._plan = [(kind, obis, *formats.get(obis)) for kind, obis in self.pairs]
             self._plan_key = key
         return self._plan
 
@@ -298,15 +300,15 @@ def _stamp_of(item: Data, tz: tzinfo) -> datetime | None:
 
 
 class _Formats:
-    """Resolved (scaler, unit, configured?) per OBIS code, cached."""
+    """Resolved (scaler, unit) per OBIS code, cached."""
 
     __slots__ = ("_cache", "_formats")
 
     def __init__(self, formats: Mapping[ObisCode, RegisterFormat]) -> None:
         self._formats = dict(formats)
-        self._cache: dict[ObisCode, tuple[int, str | None, bool]] = {}
+        self._cache: dict[ObisCode, tuple[int, str | None]] = {}
 
-    def get(self, obis: ObisCode) -> tuple[int, str | None, bool]:
+    def get(self, obis: ObisCode) -> tuple[int, str | None]:
         found = self._cache.get(obis)
         if found is not None:
             return found
@@ -316,9 +318,9 @@ class _Formats:
         quantity = lookup(obis)
         default_unit = quantity.unit if quantity is not None else None
         if fmt is None:
-            found = (0, default_unit, False)
+            found = (0, default_unit)
         else:
-            found = (fmt.scaler, fmt.unit if fmt.unit is not None else default_unit, True)
+            found = (fmt.scaler, fmt.unit if fmt.unit is not None else default_unit)
         self._cache[obis] = found
         return found
 
@@ -363,9 +365,10 @@ def read_notification(
         entries, leading = _entries(notification.body, layout)
         for kind, obis, value, su in entries:
             if kind == _REGISTER:
-                scaler, unit, configured = fmts.get(obis)
-                if su is not None and not configured:
+                if su is not None:
                     scaler, unit = su.scaler, su.symbol
+                else:
+                    scaler, unit = fmts.get(obis)
                 registers.append((obis, value, scaler, unit))
             elif kind == _NAME:
                 name = _text(value_of(value, default_tz))
