@@ -6,7 +6,6 @@ answers with the same ``DlmsServer`` as on its optical port.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import timedelta
 
@@ -39,7 +38,6 @@ from meterbridge.simulator.e450_model import PROFILE_OBIS
 from meterbridge.simulator.e450_wrapper import MANAGEMENT_LOGICAL_DEVICE, WrapperSessions
 from meterbridge.transports import (
     RealClock,
-    ScaledClock,
     TcpTransport,
     UdpTransport,
     open_tcp,
@@ -66,6 +64,7 @@ class TcpHeadEnd:
         self.source = source
         self.destination = destination
         self.stream = WrapperStream()
+        self.blocks = 0
 
     async def send(self, apdu: bytes) -> None:
         await self.port.write(WrapperFrame(self.source, self.destination, apdu).encode())
@@ -84,6 +83,7 @@ class TcpHeadEnd:
             assert (frame.source, frame.destination) == (self.destination, self.source)  # wPorts swapped
             event = client.receive(frame.data)
             if isinstance(event, BlockReceived):
+                self.blocks += 1
                 await self.send(client.outbox.popleft())
                 continue
             return event
@@ -96,9 +96,9 @@ def _only(event: object) -> object:
 
 
 def _sim(**kwargs: object) -> E450Simulator:
-    # model time runs 3600x: after a moment of real time the load profile has entries
-    clock = ScaledClock(RealClock(), 3600.0)
-    return E450Simulator(clock=clock, seed=4, **kwargs)  # type: ignore[arg-type]
+    # the meter has run for six hours: its load profile holds 24 quarter-hour entries
+    clock = RealClock()
+    return E450Simulator(clock=clock, seed=4, start=clock.now() - timedelta(hours=6), **kwargs)  # type: ignore[arg-type]
 
 
 async def test_tcp_head_end_associates_gets_with_list_and_blocks_and_releases() -> None:
@@ -107,7 +107,7 @@ async def test_tcp_head_end_associates_gets_with_list_and_blocks_and_releases() 
         port = await open_tcp("127.0.0.1", server.port)
         try:
             head = TcpHeadEnd(port)
-            client = DlmsClient()  # public client: no authentication
+            client = DlmsClient(max_receive_pdu_size=512)  # public client: no authentication
             assert isinstance(await head.request(client, client.associate()), Associated)
 
             raw = value_of(_only(await head.request(client, client.get(ENERGY))))  # type: ignore[arg-type]
@@ -125,10 +125,9 @@ async def test_tcp_head_end_associates_gets_with_list_and_blocks_and_releases() 
             name_text = name.decode() if isinstance(name, bytes) else name
             assert name_text == sim.model.logical_device_name
 
-            await asyncio.sleep(0.3)  # 18 model minutes: at least one more quarter-hour entry
             buffer = _only(await head.request(client, client.get(BUFFER)))  # with-block: longer than a PDU
             rows = profile_rows(buffer, PROFILE_CAPTURE_OBJECTS)  # type: ignore[arg-type]
-            assert len(rows) >= 2
+            assert len(rows) >= 24 and head.blocks >= 1  # over 512 bytes: GET-request-next for block 2 on
             assert [b.timestamp - a.timestamp for a, b in itertools.pairwise(rows)] == [
                 timedelta(minutes=15)
             ] * (len(rows) - 1)
@@ -229,9 +228,8 @@ async def test_udp_head_end_with_blocks_garbage_and_two_peers() -> None:
             assert isinstance(await _udp_request(one, client, client.associate()), Associated)
             await one.write(b"\x00\x01\x00\x10")  # shorter than a header: dropped
             await one.write(WrapperFrame(PUBLIC, METER, b"").encode()[:-2] + b"\x00\x05")  # length lies
-            await asyncio.sleep(0.3)
             buffer = _only(await _udp_request(one, client, client.get(BUFFER)))
-            assert profile_rows(buffer, PROFILE_CAPTURE_OBJECTS)  # type: ignore[arg-type]
+            assert len(profile_rows(buffer, PROFILE_CAPTURE_OBJECTS)) >= 24  # type: ignore[arg-type]
             assert server.malformed == 2
 
             # the second peer has no association: its GET is refused while the first one's works

@@ -177,6 +177,7 @@ class E450Simulator:
         reaction_time: float = 0.2,
         inactivity: float = 120.0,
         faults: FaultConfig | None = None,
+        max_pdu_size: int = 1224,
     ) -> None:
         self.clock = clock
         self.model = E450Model(seed=seed, start=start or clock.now(), config=config)
@@ -196,6 +197,7 @@ class E450Simulator:
         self.reaction_time = reaction_time
         self.inactivity = inactivity
         self.faults = faults
+        self.max_pdu_size = max_pdu_size
         self.sessions = 0
         self.dlms_sessions = 0
         self.wrapper_connections = 0
@@ -231,7 +233,12 @@ class E450Simulator:
         in the association's state) is answered with an exception-response, never dropped.
         """
         password = None if client_sap == PUBLIC_CLIENT else self._dlms_password
-        server = DlmsServer(self.objects, password=password)
+        server = DlmsServer(
+            self.objects,
+            password=password,
+            max_receive_pdu_size=self.max_pdu_size,
+            block_size=self.max_pdu_size,  # longer answers go block by block (GET with-block)
+        )
 
         def answer(apdu: bytes) -> bytes:
             try:

@@ -19,7 +19,8 @@
 ``push_body(snapshot)`` builds the Data-Notification body exactly as the E450 lays it
 out on its customer interface (see ``tests/vectors/dlms/e450_cii_push_unencrypted.json``):
 a structure of the push object list followed by one value per object, raw values without
-scaler (currents in 0.01 A, voltages in V).
+scaler (currents in 0.01 A, voltages in V), date-times in local time without deviation
+(``push_date_time``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from meterbridge.protocols.dlms.apdu import (
     DataAccessResult,
     MethodDescriptor,
 )
-from meterbridge.protocols.dlms.axdr import ClockStatus, CosemDateTime, Data, DataType
+from meterbridge.protocols.dlms.axdr import ClockStatus, CosemDate, CosemDateTime, CosemTime, Data, DataType
 from meterbridge.protocols.dlms.cosem import CaptureObject, ClassId, ScalerUnit, select_profile, unit_code
 from meterbridge.simulator.e450_model import PROFILE_OBIS, PROFILE_REGISTERS, E450Model, Snapshot
 
@@ -54,6 +55,7 @@ __all__ = [
     "E450Objects",
     "RegisterSpec",
     "push_body",
+    "push_date_time",
     "raw_value",
 ]
 
@@ -205,6 +207,22 @@ def clock_data(at: datetime, timezone: str) -> Data:
     return Data.octet_string(CosemDateTime.from_datetime(local, status).encode())
 
 
+def push_date_time(at: datetime, timezone: str, status: ClockStatus | None = None) -> CosemDateTime:
+    """A date-time as the E450 writes it in its CII push: local wall time to the second,
+    hundredths and deviation *not specified* (``FF`` and ``80 00``, as in the real capture),
+    so that a receiver must know the meter's time zone. ``status`` ``None``: the clock's own
+    (daylight saving flag while DST is active)."""
+    local = at.astimezone(ZoneInfo(timezone))
+    if status is None:
+        status = ClockStatus.DAYLIGHT_SAVING_ACTIVE if local.dst() else ClockStatus.OK
+    return CosemDateTime(
+        CosemDate.from_date(local.date()),
+        CosemTime(local.hour, local.minute, local.second, None),
+        None,
+        status,
+    )
+
+
 def _string(text: str) -> Data:
     return Data.octet_string(text.encode("ascii"))
 
@@ -233,7 +251,7 @@ def push_body(snapshot: Snapshot, timezone: str = "Europe/Zurich") -> Data:
     for cls, obis, _attr in PUSH_OBJECTS[2:]:
         code = _base(obis)
         if cls == ClassId.CLOCK:
-            values.append(clock_data(snapshot.at, timezone))
+            values.append(Data.octet_string(push_date_time(snapshot.at, timezone).encode()))
         elif cls == ClassId.DATA:
             value = snapshot.values[code]
             values.append(_string(str(value)))

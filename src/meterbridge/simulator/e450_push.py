@@ -6,7 +6,8 @@ CII every ``push_interval`` seconds (2400 baud 8E1, M-Bus physical layer):
     HDLC UI (7E A0 .., destination CE FF = 103/127, source 03 = 1, control 13)
       LLC E6 E7 00 (first frame only)
         General-Block-Transfer E0 (block numbers from 1, last-block bit on the last)
-          Data-Notification 0F (long-invoke-id, date-time, body = push_body(snapshot))
+          Data-Notification 0F (long-invoke-id, local date-time without deviation, status 00,
+                                body = push_body(snapshot))
           or, encrypted: general-glo-ciphering DB 08 <system title "LGZ..."> SC 30 IC ... tag
 
 The long-invoke-id rises with every push; with keys, the invocation counter rises with
@@ -19,13 +20,12 @@ can decrypt but not verify, exactly the field situation FIELD_NOTES describes.
 from __future__ import annotations
 
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from meterbridge.protocols.dlms.apdu import DataNotification, GeneralBlockTransfer, GeneralGloCiphering
-from meterbridge.protocols.dlms.axdr import CosemDateTime, Data
+from meterbridge.protocols.dlms.axdr import ClockStatus, Data
 from meterbridge.protocols.dlms.security import SecurityControl, SecurityKeys, encrypt
 from meterbridge.protocols.hdlc import FrameKind, HdlcAddress, HdlcFrame
-from meterbridge.simulator.e450_cosem import push_body
+from meterbridge.simulator.e450_cosem import push_body, push_date_time
 from meterbridge.simulator.e450_model import Snapshot
 
 __all__ = ["CII_DESTINATION", "CII_SOURCE", "DEFAULT_SYSTEM_TITLE", "CiiPushEncoder"]
@@ -73,7 +73,7 @@ class CiiPushEncoder:
 
     def apdu(self, snapshot: Snapshot) -> bytes:
         """The Data-Notification (encrypted: general-glo-ciphering around it) for ``snapshot``."""
-        stamp = CosemDateTime.from_datetime(snapshot.at.astimezone(ZoneInfo(self.timezone)))
+        stamp = push_date_time(snapshot.at, self.timezone, ClockStatus.OK)
         body: Data = push_body(snapshot, self.timezone)
         plain = DataNotification(self.long_invoke_id, stamp, body).encode()
         self.long_invoke_id = (self.long_invoke_id + 1) & 0xFFFFFFFF
