@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meterbridge.errors import ChecksumError, FramingError, LocalProtocolError, ProtocolError
+from meterbridge.errors import ChecksumError, FramingError, ProtocolError
 from meterbridge.protocols.hdlc import (
     NEED_DATA,
     FrameKind,
@@ -175,13 +175,18 @@ def test_large_noise_is_discarded_and_compacted() -> None:
     assert stream.buffered <= 1
 
 
-def test_receive_after_close_is_a_local_error() -> None:
+def test_line_that_closes_and_comes_back() -> None:
     stream = HdlcStream()
-    stream.receive_data(b"")
+    stream.receive_data(b"")  # closed before anything came: nothing to report
     assert stream.closed
     assert stream.next_event() is NEED_DATA
-    with pytest.raises(LocalProtocolError):
-        stream.receive_data(b"\x7e")
+    stream.receive_data(E450_FRAMES[0][:30])
+    stream.receive_data(b"")  # unplugged inside a frame
+    with pytest.raises(FramingError, match="line closed inside a frame"):
+        stream.next_event()
+    stream.receive_data(E450_FRAMES[1])  # reopened
+    assert not stream.closed
+    assert drain(stream) == ([E450[1]], [])
 
 
 def test_lone_flag_at_close_is_not_an_error() -> None:

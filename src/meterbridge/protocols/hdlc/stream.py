@@ -13,6 +13,8 @@ closed) and pull frames with ``next_event()``, which answers an ``HdlcFrame`` or
   and found) or ``UnsupportedError`` with the byte offset counted from the first
   byte ever received, after having dropped the bad frame: call ``next_event()``
   again to continue with the next frame;
+* takes ``b""`` as "the line closed" (a frame cut by it is reported) and bytes after that as
+  "the line came back";
 * holds at most ``max_buffer`` unprocessed bytes; beyond that the oldest are
   dropped and ``receive_data`` raises ``FramingError`` saying so.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from meterbridge.errors import FramingError, LocalProtocolError, ProtocolError
+from meterbridge.errors import FramingError, ProtocolError
 from meterbridge.protocols.events import NEED_DATA, NeedData
 from meterbridge.protocols.hdlc.frames import (
     FLAG,
@@ -65,12 +67,16 @@ class HdlcStream:
         return len(self._buf) - self._pos
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Add bytes from the line; ``b""`` means the line closed."""
-        if self._closed:
-            raise LocalProtocolError("receive_data() after the stream was closed")
+        """Add bytes from the line; ``b""`` means the line closed.
+
+        A frame cut by the close is reported by ``next_event()``. Bytes after a close mean
+        the line came back (a serial adapter that was unplugged and reopened): decoding
+        starts afresh.
+        """
         if not data:
             self._closed = True
             return
+        self._closed = False
         self._buf += data
         excess = self.buffered - self.max_buffer
         if excess > 0:

@@ -1,0 +1,95 @@
+"""The DLMS client against the virtual E450 (``meterbridge.simulator``) over a real PTY.
+
+The reader signs on at 300 baud (IEC 62056-21), asks for mode E, and the optical driver hands
+the line to this DLMS client (``read_after_hand_over``), exactly as with a real optical head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from meterbridge.drivers.dlms_client import AssociationRefused, DlmsSession, HdlcLink
+from meterbridge.drivers.optical import OpticalReader, read_mode_e
+from meterbridge.obis import ObisCode
+from meterbridge.protocols.dlms.association import Lls
+from meterbridge.simulator.e450 import E450Simulator
+from meterbridge.transports import IEC_SIGN_ON, RealClock, open_pty_pair, open_serial
+
+ENERGY = ObisCode.parse("1-0:1.8.0")
+VOLTAGE = ObisCode.parse("1-0:32.7.0")
+CURRENT = ObisCode.parse("1-0:31.7.0")
+FREQUENCY = ObisCode.parse("1-0:14.7.0")
+
+
+@contextlib.asynccontextmanager
+async def optical_port(sim: E450Simulator) -> AsyncIterator[OpticalReader]:
+    master, path = await open_pty_pair(line=IEC_SIGN_ON)
+    task = asyncio.create_task(sim.serve_optical(master))
+    port = await open_serial(path, IEC_SIGN_ON)
+    try:
+        yield OpticalReader(port, response_timeout=1.5)
+    finally:
+        await port.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await master.close()
+
+
+def simulator(**options: object) -> E450Simulator:
+    now = datetime.now(UTC)
+    return E450Simulator(
+        clock=RealClock(), seed=7, start=now - timedelta(hours=6), reaction_time=0.05, **options
+    )  # type: ignore[arg-type]
+
+
+async def test_mode_e_hand_over_to_the_dlms_client() -> None:
+    sim = simulator()
+    async with optical_port(sim) as reader:
+        before = sim.snapshot()
+        readings = await read_mode_e(reader, [str(ENERGY), str(VOLTAGE), str(CURRENT), str(FREQUENCY)])
+        after = sim.snapshot()
+    got = {r.key: r for r in readings}
+    assert set(got) == {ENERGY, VOLTAGE, CURRENT, FREQUENCY}
+    assert before[ENERGY] <= got[ENERGY].value <= after[ENERGY]
+    assert got[ENERGY].unit == "Wh" and isinstance(got[ENERGY].value, int)
+    voltage = got[VOLTAGE].value
+    assert isinstance(voltage, Decimal) and voltage.as_tuple().exponent == -1 and 200 < voltage < 260
+    assert got[VOLTAGE].unit == "V" and got[CURRENT].unit == "A" and got[FREQUENCY].unit == "Hz"
+    assert isinstance(got[FREQUENCY].value, Decimal) and 49 < got[FREQUENCY].value < 51
+    assert {r.meter_id for r in readings} == {sim.model.logical_device_name}
+    assert sim.dlms_sessions == 1
+
+
+async def test_lls_client_and_load_profile_after_hand_over() -> None:
+    sim = simulator(dlms_password=b"secret12")
+    async with optical_port(sim) as reader:
+        hand_over = await reader.hand_over()
+        link = HdlcLink(hand_over.transport, client=1, pending=hand_over.pending, timeout=1.5)
+        async with DlmsSession(link, authentication=Lls(b"secret12")) as meter:
+            clock = await meter.read_clock()
+            end = clock
+            start = end - timedelta(hours=2)
+            profile = await meter.read_profile("1-0:99.1.0", start, end)
+    assert abs((clock - datetime.now(UTC)).total_seconds()) < 60
+    energies = [r for r in profile if r.key == ENERGY]
+    assert 7 <= len(energies) <= 9  # 15-minute rows in two hours
+    assert all(start <= r.timestamp <= end for r in profile)
+    values = [r.value for r in energies]
+    assert values == sorted(values)  # an energy register only rises
+    assert all(r.unit == "Wh" for r in energies)
+
+
+async def test_wrong_lls_password_is_refused() -> None:
+    sim = simulator(dlms_password=b"secret12")
+    async with optical_port(sim) as reader:
+        hand_over = await reader.hand_over()
+        link = HdlcLink(hand_over.transport, client=1, pending=hand_over.pending, timeout=1.5)
+        with pytest.raises(AssociationRefused):
+            await DlmsSession(link, authentication=Lls(b"wrong123")).open()
