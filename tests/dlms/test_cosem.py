@@ -181,3 +181,16 @@ def test_range_and_entry_selection_meter_side() -> None:
     entries = select_profile(buffer, COLUMNS, entry_descriptor(2, 3))
     assert [row.items[1].value for row in entries.items] == [101, 102]
     assert CaptureObject.list_from_data(Data.array(c.to_data() for c in COLUMNS)) == COLUMNS
+
+
+def test_value_of_dates_times_and_bit_strings() -> None:
+    from meterbridge.protocols.dlms.axdr import BitString, CosemDate, CosemTime
+
+    assert value_of(Data(DataType.DATE, CosemDate(2026, 5, 4, None))) == "2026-05-04"
+    assert value_of(Data(DataType.DATE, CosemDate(None, 0xFE, None, 7))) == "****-FE-**"
+    assert value_of(Data(DataType.TIME, CosemTime(11, 39, 21, 0))) == "11:39:21"
+    assert value_of(Data(DataType.BIT_STRING, BitString.from_bits("0101"))) == "0101"
+    from meterbridge.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="STRUCTURE cannot be a reading value"):
+        value_of(Data.structure(Data.null()))

@@ -126,6 +126,14 @@ def _field(value: int | None, unspecified: int) -> int:
     return unspecified if value is None else value
 
 
+def _part(value: int | None, width: int) -> str:
+    if value is None:
+        return "*" * width
+    if width == 2 and value > 99:
+        return f"{value:02X}"  # 0xFD / 0xFE: daylight saving begin/end, last days of the month
+    return f"{value:0{width}d}"
+
+
 def _opt(raw: int, unspecified: int) -> int | None:
     return None if raw == unspecified else raw
 
@@ -175,6 +183,10 @@ class CosemDate:
     def from_date(cls, value: date) -> CosemDate:
         return cls(value.year, value.month, value.day, value.isoweekday())
 
+    def __str__(self) -> str:
+        """``YYYY-MM-DD`` with ``*`` for unspecified fields (special month/day values in hex)."""
+        return f"{_part(self.year, 4)}-{_part(self.month, 2)}-{_part(self.day, 2)}"
+
 
 @dataclass(frozen=True, slots=True)
 class CosemTime:
@@ -214,6 +226,10 @@ class CosemTime:
     @classmethod
     def from_time(cls, value: time) -> CosemTime:
         return cls(value.hour, value.minute, value.second, value.microsecond // 10000)
+
+    def __str__(self) -> str:
+        """``hh:mm:ss`` with ``*`` for unspecified fields."""
+        return f"{_part(self.hour, 2)}:{_part(self.minute, 2)}:{_part(self.second, 2)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,15 +352,7 @@ class CosemDateTime:
         )
 
     def __str__(self) -> str:
-        d, t = self.date, self.time
-
-        def part(v: int | None, width: int) -> str:
-            return "*" * width if v is None else f"{v:0{width}d}"
-
-        return (
-            f"{part(d.year, 4)}-{part(d.month, 2)}-{part(d.day, 2)}T"
-            f"{part(t.hour, 2)}:{part(t.minute, 2)}:{part(t.second, 2)}"
-        )
+        return f"{self.date}T{self.time}"
 
 
 _DATE = struct.Struct(">HBBB")

@@ -21,7 +21,7 @@ from decimal import Decimal
 from meterbridge.errors import FramingError, UnsupportedError
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.apdu import AccessSelection
-from meterbridge.protocols.dlms.axdr import CosemDateTime, Data, DataType
+from meterbridge.protocols.dlms.axdr import BitString, CosemDate, CosemDateTime, CosemTime, Data, DataType
 from meterbridge.readings import Quality, Reading, Value
 
 __all__ = [
@@ -148,7 +148,8 @@ def value_of(data: Data, default_tz: tzinfo = UTC) -> Value:
     Integers stay int, floats float; visible/utf8 strings str; an octet-string of 12 bytes that
     reads as a complete date-time becomes an aware ``datetime``; other octet-strings that are
     printable ASCII become str, else bytes; date-time values become ``datetime`` (``None`` when
-    unspecified).
+    unspecified); a date, a time or a bit-string becomes its text (``2026-05-04``, ``11:39:21``,
+    ``0101``). Arrays and structures are not one value: ``UnsupportedError``.
     """
     v = data.value
     if type(v) is int or isinstance(v, bool | int | float | str) or v is None:
@@ -168,6 +169,8 @@ def value_of(data: Data, default_tz: tzinfo = UTC) -> Value:
         return v
     if isinstance(v, CosemDateTime):
         return v.to_datetime(default_tz) if v.is_complete else None
+    if isinstance(v, CosemDate | CosemTime | BitString):
+        return str(v)
     raise UnsupportedError(f"{data.type.name} cannot be a reading value", layer=LAYER)
 
 
