@@ -301,3 +301,18 @@ def test_a_long_get_aborted_by_the_meter_is_a_result() -> None:
     )
     assert event == GetResult(0xC1, (DataAccessResult.LONG_GET_ABORTED,))
     assert client.state is AssociationState.ASSOCIATED
+
+
+def test_client_takes_unsolicited_notifications() -> None:
+    from meterbridge.protocols.dlms.apdu import DataNotification, EventNotificationRequest
+    from meterbridge.protocols.dlms.association import EventReceived, NotificationReceived
+
+    server = DlmsServer(_meter_model())
+    client = _associate(None, server)
+    event = EventNotificationRequest(
+        AttributeDescriptor(1, ObisCode.parse("0-0:96.11.0.255"), 2), Data.unsigned(47)
+    )
+    assert client.receive(event.encode()) == EventReceived(event)
+    push = DataNotification(1, None, Data.structure(Data.long_unsigned(236)))
+    assert client.receive(push.encode()) == NotificationReceived(push)
+    assert client.state is AssociationState.ASSOCIATED

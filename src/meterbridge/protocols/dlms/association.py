@@ -50,6 +50,7 @@ from meterbridge.protocols.dlms.apdu import (
     Conformance,
     DataAccessResult,
     DataNotification,
+    EventNotificationRequest,
     ExceptionResponse,
     GetRequestNext,
     GetRequestNormal,
@@ -90,6 +91,7 @@ __all__ = [
     "DictCosemModel",
     "DlmsClient",
     "DlmsServer",
+    "EventReceived",
     "ExceptionReceived",
     "GetResult",
     "HlsGmac",
@@ -147,6 +149,9 @@ TRANSITIONS: dict[tuple[AssociationState, str], AssociationState] = {
     (S.ASSOCIATED, "receive RLRQ"): S.IDLE,
     (S.AWAITING_RLRE, "receive RLRE"): S.CLOSED,
     (S.IDLE, "receive DataNotification"): S.IDLE,
+    (S.IDLE, "receive EventNotification"): S.IDLE,
+    (S.ASSOCIATED, "receive EventNotification"): S.ASSOCIATED,
+    (S.AWAITING_RESPONSE, "receive EventNotification"): S.AWAITING_RESPONSE,
 }
 
 
@@ -237,6 +242,13 @@ class NotificationReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class EventReceived:
+    """An Event-Notification-Request (the meter reports one attribute, e.g. an event code)."""
+
+    notification: EventNotificationRequest
+
+
+@dataclass(frozen=True, slots=True)
 class Released:
     rlre: RLRE
 
@@ -251,6 +263,7 @@ ClientEvent: TypeAlias = (
     | ActionDone
     | ExceptionReceived
     | NotificationReceived
+    | EventReceived
     | Released
 )
 
@@ -402,6 +415,9 @@ class DlmsClient:
         if isinstance(apdu, DataNotification):
             self._machine.step("receive DataNotification")
             return NotificationReceived(apdu)
+        if isinstance(apdu, EventNotificationRequest):
+            self._machine.step("receive EventNotification")
+            return EventReceived(apdu)
         if isinstance(apdu, ExceptionResponse):
             self._machine.step("receive ExceptionResponse")
             return ExceptionReceived(apdu)
