@@ -357,3 +357,25 @@ def test_meter_callables_supply_data() -> None:
 def test_password_never_in_repr() -> None:
     assert "secret" not in repr(Password("secret"))
     assert "secret" not in repr(make_meter(password="secret")._config)
+
+
+def test_password_errors_never_echo_it() -> None:
+    with pytest.raises(ValueError) as info:
+        Password("se(cret")
+    assert "se(cret" not in str(info.value)
+
+
+def test_buffer_limit() -> None:
+    from meterbridge.errors import FramingError
+    from meterbridge.protocols.iec62056_21.session import MAX_BUFFER
+
+    client = Iec62056Client("C")
+    client.send(SignOn())
+    client.receive_data(b"/LGZ5ZMF\r\n")
+    client.next_event()
+    client.send(OptionSelect("5"))
+    client.next_event()
+    client.receive_data(b"\x02" + b"1" * (MAX_BUFFER // 2))
+    with pytest.raises(FramingError, match="without a complete message"):
+        client.receive_data(b"1" * (MAX_BUFFER // 2 + 10))
+    assert client.state is ClientState.ERROR

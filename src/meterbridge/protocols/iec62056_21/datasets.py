@@ -55,7 +55,7 @@ _TOKEN_TEXT: Final = r"([^()\r\n]*)\(([^()\r\n*]*)(\*[^()\r\n*]*)?\)|(\r\n)"
 _TOKEN: Final = re.compile(_TOKEN_TEXT)
 _BLOCK: Final = re.compile(r"(?:[^()\r\n]*\([^()\r\n*]*(?:\*[^()\r\n*]*)?\)|\r\n)*")
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_FORBIDDEN_IN_VALUE: Final = re.compile(r"[()*\r\n]")
+_FORBIDDEN_IN_VALUE: Final = re.compile(r"[()*\r\n\x80-\U0010ffff]")
 _ERROR: Final = re.compile(r"ER\d{2,3}")
 _DSMR_TIME: Final = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW])")
 _ZONES: Final = {"W": timezone(timedelta(hours=1)), "S": timezone(timedelta(hours=2))}
@@ -106,7 +106,9 @@ class DataValue:
     def __post_init__(self) -> None:
         for part in (self.text, self.unit or ""):
             if len(part) > MAX_VALUE_LENGTH or _FORBIDDEN_IN_VALUE.search(part):
-                raise ValueError(f"data value {part[:40]!r} contains ( ) * CR LF or is too long")
+                raise ValueError(
+                    f"data value {part[:40]!r} contains ( ) * CR LF, is not ASCII or is too long"
+                )
 
     @property
     def error(self) -> str | None:
@@ -147,8 +149,8 @@ class DataSet:
     values: tuple[DataValue, ...]
 
     def __post_init__(self) -> None:
-        if any(c in self.address for c in "()\r\n"):
-            raise ValueError(f"data set address {self.address!r} contains ( ) CR or LF")
+        if any(c in self.address for c in "()\r\n") or not self.address.isascii():
+            raise ValueError(f"data set address {self.address!r} contains ( ) CR or LF or is not ASCII")
         if not self.values:
             raise ValueError("a data set needs at least one value")
 

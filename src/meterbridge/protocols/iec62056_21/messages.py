@@ -450,7 +450,9 @@ class Password:
     letter: ClassVar[str] = "P"
 
     def __post_init__(self) -> None:
-        DataValue(self.password)  # validates the characters without echoing them
+        pw = self.password
+        if len(pw) > 128 or not pw.isascii() or not pw.isprintable() or any(c in pw for c in "()*"):
+            raise ValueError("password: up to 128 printable ASCII characters without ( ) * (not shown)")
         if self.kind not in ("1", "2"):
             raise ValueError(f"password command type {self.kind!r} must be '1' or '2'")
 

@@ -490,7 +490,11 @@ class Iec62056Client:
         """Feed bytes from the line."""
         if self._state is C.ERROR:
             raise LocalProtocolError("iec62056-21 client is in the error state: reset() first")
-        self._rx.feed(data)
+        try:
+            self._rx.feed(data)
+        except ProtocolError:
+            self._state = C.ERROR
+            raise
 
     def next_event(self) -> ClientEvent | NeedData:
         """The next event, or ``NEED_DATA``."""
@@ -664,7 +668,11 @@ class Iec62056Meter:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if self._state is M.ERROR:
             raise LocalProtocolError("iec62056-21 meter is in the error state: reset() first")
-        self._rx.feed(data)
+        try:
+            self._rx.feed(data)
+        except ProtocolError:
+            self._state = M.ERROR
+            raise
 
     def next_event(self) -> MeterEvent | NeedData:
         """The next thing to do (``Transmit``, ``SwitchLine``, ...), or ``NEED_DATA``."""
