@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import meterbridge.cli.keytest  # noqa: F401  (registers the command)
 from meterbridge.cli.app import app
 from meterbridge.cli.decode import decoders, detect_protocol
-from meterbridge.protocols.dlms.apdu import GeneralGloCiphering
+from meterbridge.protocols.dlms.apdu import GeneralGloCiphering, decode_apdu
 from meterbridge.protocols.dlms.security import SecurityKeys, encrypt
 from meterbridge.protocols.dlms.transfer import split_general_block_transfer
 from meterbridge.protocols.hdlc import HdlcFrame
@@ -185,3 +185,16 @@ def test_keytest_framing_and_security_control(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Security control: 0x31 asks for security suite 1" in result.output
     mbus = runner.invoke(app, ["keytest", str(_write(tmp_path, [_mbus(_ciphered(0x20))])), "--key", EK])
     assert mbus.exit_code == 0 and "M-Bus long frames" in mbus.output and "encrypted, no tag" in mbus.output
+
+
+def test_decode_replay_and_system_title_failures(tmp_path: Path) -> None:
+    twice = _hdlc(_ciphered(counter=5)) + _hdlc(_ciphered(counter=5))
+    result = runner.invoke(app, ["decode", str(_write(tmp_path, twice)), "--key", EK, "--auth-key", AK])
+    assert result.exit_code == 2
+    assert len(_lines(result.stdout)) == 13  # the first push came out before the replay was refused
+    assert "dlms-security: invocation counter 5 of system title LGZ6700BC614E does not rise" in result.output
+    envelope = decode_apdu(_ciphered())
+    assert isinstance(envelope, GeneralGloCiphering)
+    short_title = GeneralGloCiphering(TITLE[:7], envelope.ciphered).encode()
+    result = runner.invoke(app, ["decode", str(_write(tmp_path, _hdlc(short_title))), "--key", EK])
+    assert result.exit_code == 2 and "system title is 7 bytes, expected 8" in result.output
