@@ -144,6 +144,40 @@ class DataRecord(NamedTuple):
         return out
 
 
+def _build_simple() -> tuple[tuple[tuple[int, str, str, int, VifInfo] | None, ...], ...]:
+    """``_SIMPLE[dif][vif]``: everything a record header without extensions decides (data
+    length and type, function, storage bit, VIF meaning); None where the slow path must
+    decide (DIFE/VIFE, special DIF, variable length, FB/FD/plain-text VIF). Bytes >= 0x80
+    always carry an extension bit, so the table stops at 0x7F; the decoder only indexes
+    it with a DIF below 0x80, and a VIF row has 256 entries (None from 0x80 on)."""
+    nothing: tuple[None, ...] = (None,) * 256
+    rows: list[tuple[tuple[int, str, str, int, VifInfo] | None, ...]] = []
+    for dif in range(0x80):
+        low = dif & 0x0F
+        if low in (0x0D, 0x0F):
+            rows.append(nothing)
+            continue
+        row: list[tuple[int, str, str, int, VifInfo] | None] = []
+        for vif in range(256):
+            if vif >= 0x80 or vif in (0x7B, 0x7C, 0x7D):
+                row.append(None)
+            else:
+                row.append(
+                    (
+                        _DATA_LEN[low],
+                        _DATA_KIND[low],
+                        FUNCTION[(dif >> 4) & 3],
+                        (dif >> 6) & 1,
+                        PRIMARY_VIF[vif],
+                    )
+                )
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+_SIMPLE: Final = _build_simple()
+
+
 def _premature(what: str, pos: int) -> FramingError:
     return FramingError(f"premature end of data: expected {what}", offset=pos, layer=LAYER)
 
@@ -202,6 +236,11 @@ def decode_records(
     data_len = _DATA_LEN
     data_kind = _DATA_KIND
     functions = FUNCTION
+    simple = _SIMPLE
+    difes: tuple[int, ...]
+    vifes: tuple[int, ...]
+    extensions: tuple[VifeInfo, ...]
+    text_unit: str | None
     from_bytes = int.from_bytes
     decode_bcd = dt.decode_bcd
     manufacturer = b""
@@ -211,155 +250,171 @@ def decode_records(
     while pos < end:
         offset = pos
         dif = buffer[pos]
-        pos += 1
-        low = dif & 0x0F
-        if low == 0x0F:
-            if dif == 0x2F:  # idle filler
-                continue
-            if dif in {15, 31}:
-                manufacturer = buffer[pos:end]
-                more = dif == 0x1F
-                function = "more_records_follow" if more else "manufacturer_specific"
-                append(
-                    new(
-                        DataRecord,
-                        (
-                            index,
-                            offset,
-                            dif,
-                            (),
-                            None,
-                            (),
-                            manufacturer,
-                            function,
-                            0,
-                            0,
-                            0,
-                            _MANUFACTURER_VIF,
-                            (),
-                            None,
-                            manufacturer,
-                            manufacturer,
-                        ),
-                    )
-                )
-                pos = end
-                break
-            if dif == 0x7F:  # global readout request (master to slave): no VIF, no data
-                append(
-                    new(
-                        DataRecord,
-                        (
-                            index,
-                            offset,
-                            dif,
-                            (),
-                            None,
-                            (),
-                            b"",
-                            "global_readout",
-                            0,
-                            0,
-                            0,
-                            _NO_VIF,
-                            (),
-                            None,
-                            None,
-                            None,
-                        ),
-                    )
-                )
-                index += 1
-                continue
-            raise UnsupportedError(f"reserved special function DIF 0x{dif:02X}", offset=offset, layer=LAYER)
-        storage = (dif >> 6) & 1
-        tariff = 0
-        subunit = 0
-        difes: tuple[int, ...] = ()
-        if dif & 0x80:
-            chain = []
-            shift = 0
-            byte = dif
-            while byte & 0x80:
-                if shift == MAX_DIFE:
-                    raise FramingError(f"more than {MAX_DIFE} DIFEs", offset=pos, layer=LAYER)
-                if pos >= end:
-                    raise _premature("DIFE", pos)
-                byte = buffer[pos]
-                pos += 1
-                chain.append(byte)
-                storage |= (byte & 0x0F) << (1 + 4 * shift)
-                tariff |= ((byte >> 4) & 0x03) << (2 * shift)
-                subunit |= ((byte >> 6) & 0x01) << shift
-                shift += 1
-            difes = tuple(chain)
-        if pos >= end:
-            raise _premature("VIF", pos)
-        vif = buffer[pos]
-        pos += 1
-        code = vif & 0x7F
-        text_unit: str | None = None
-        if code == 0x7C:
-            if pos >= end:
-                raise _premature("length of plain-text VIF", pos)
-            length = buffer[pos]
+        plan = simple[dif][buffer[pos + 1]] if dif < 0x80 and pos + 1 < end else None
+        if plan is not None:  # the common record: no DIFE, no VIFE, primary VIF, fixed-size data
+            length, kind, function, storage, info = plan
+            vif = buffer[pos + 1]
+            pos += 2
+            tariff = subunit = extra = 0
+            difes = vifes = ()
+            extensions = ()
+            text_unit = None
+        else:
+            dif = buffer[pos]
             pos += 1
-            if length > MAX_TEXT_VIF:
-                raise FramingError(
-                    f"plain-text VIF of {length} characters (at most {MAX_TEXT_VIF})",
-                    offset=pos - 1,
-                    layer=LAYER,
+            low = dif & 0x0F
+            if low == 0x0F:
+                if dif == 0x2F:  # idle filler
+                    continue
+                if dif in {15, 31}:
+                    manufacturer = buffer[pos:end]
+                    more = dif == 0x1F
+                    function = "more_records_follow" if more else "manufacturer_specific"
+                    append(
+                        new(
+                            DataRecord,
+                            (
+                                index,
+                                offset,
+                                dif,
+                                (),
+                                None,
+                                (),
+                                manufacturer,
+                                function,
+                                0,
+                                0,
+                                0,
+                                _MANUFACTURER_VIF,
+                                (),
+                                None,
+                                manufacturer,
+                                manufacturer,
+                            ),
+                        )
+                    )
+                    pos = end
+                    break
+                if dif == 0x7F:  # global readout request (master to slave): no VIF, no data
+                    append(
+                        new(
+                            DataRecord,
+                            (
+                                index,
+                                offset,
+                                dif,
+                                (),
+                                None,
+                                (),
+                                b"",
+                                "global_readout",
+                                0,
+                                0,
+                                0,
+                                _NO_VIF,
+                                (),
+                                None,
+                                None,
+                                None,
+                            ),
+                        )
+                    )
+                    index += 1
+                    continue
+                raise UnsupportedError(
+                    f"reserved special function DIF 0x{dif:02X}", offset=offset, layer=LAYER
                 )
-            if pos + length > end:
-                raise _premature(f"{length} characters of plain-text VIF", pos)
-            text_unit = buffer[pos : pos + length][::-1].decode("latin-1")
-            pos += length
-        vifes: tuple[int, ...] = ()
-        extensions: tuple[VifeInfo, ...] = ()
-        extra = 0
-        if vif & 0x80:
-            chain = []
-            byte = vif
-            while byte & 0x80:
-                if len(chain) == MAX_VIFE:
-                    raise FramingError(f"more than {MAX_VIFE} VIFEs", offset=pos, layer=LAYER)
+            storage = (dif >> 6) & 1
+            tariff = 0
+            subunit = 0
+            difes = ()
+            if dif & 0x80:
+                chain = []
+                shift = 0
+                byte = dif
+                while byte & 0x80:
+                    if shift == MAX_DIFE:
+                        raise FramingError(f"more than {MAX_DIFE} DIFEs", offset=pos, layer=LAYER)
+                    if pos >= end:
+                        raise _premature("DIFE", pos)
+                    byte = buffer[pos]
+                    pos += 1
+                    chain.append(byte)
+                    storage |= (byte & 0x0F) << (1 + 4 * shift)
+                    tariff |= ((byte >> 4) & 0x03) << (2 * shift)
+                    subunit |= ((byte >> 6) & 0x01) << shift
+                    shift += 1
+                difes = tuple(chain)
+            if pos >= end:
+                raise _premature("VIF", pos)
+            vif = buffer[pos]
+            pos += 1
+            code = vif & 0x7F
+            text_unit = None
+            if code == 0x7C:
                 if pos >= end:
-                    raise _premature("VIFE", pos)
-                byte = buffer[pos]
+                    raise _premature("length of plain-text VIF", pos)
+                length = buffer[pos]
                 pos += 1
-                chain.append(byte)
-            vifes = tuple(chain)
-            # 0x7B / 0x7D without the extension bit announce a table but give no code: the
-            # value stays unscaled under quantity "unknown" (see tables.PRIMARY_VIF)
-            if code == 0x7D:
-                info = FD_VIF[chain[0] & 0x7F]
-                ext = chain[1:]
-            elif code == 0x7B:
-                info = FB_VIF[chain[0] & 0x7F]
-                ext = chain[1:]
+                if length > MAX_TEXT_VIF:
+                    raise FramingError(
+                        f"plain-text VIF of {length} characters (at most {MAX_TEXT_VIF})",
+                        offset=pos - 1,
+                        layer=LAYER,
+                    )
+                if pos + length > end:
+                    raise _premature(f"{length} characters of plain-text VIF", pos)
+                text_unit = buffer[pos : pos + length][::-1].decode("latin-1")
+                pos += length
+            vifes = ()
+            extensions = ()
+            extra = 0
+            if vif & 0x80:
+                chain = []
+                byte = vif
+                while byte & 0x80:
+                    if len(chain) == MAX_VIFE:
+                        raise FramingError(f"more than {MAX_VIFE} VIFEs", offset=pos, layer=LAYER)
+                    if pos >= end:
+                        raise _premature("VIFE", pos)
+                    byte = buffer[pos]
+                    pos += 1
+                    chain.append(byte)
+                vifes = tuple(chain)
+                # 0x7B / 0x7D without the extension bit announce a table but give no code: the
+                # value stays unscaled under quantity "unknown" (see tables.PRIMARY_VIF)
+                if code == 0x7D:
+                    info = FD_VIF[chain[0] & 0x7F]
+                    ext = chain[1:]
+                elif code == 0x7B:
+                    info = FB_VIF[chain[0] & 0x7F]
+                    ext = chain[1:]
+                else:
+                    info = primary[code]
+                    ext = chain if code != 0x7F else []
+                if ext:
+                    found = []
+                    for byte in ext:
+                        e = ortho[byte & 0x7F]
+                        found.append(e)
+                        extra += e.exponent
+                        if byte & 0x7F == 0x7F:  # the rest is manufacturer specific
+                            break
+                    extensions = tuple(found)
             else:
                 info = primary[code]
-                ext = chain if code != 0x7F else []
-            if ext:
-                found = []
-                for byte in ext:
-                    e = ortho[byte & 0x7F]
-                    found.append(e)
-                    extra += e.exponent
-                    if byte & 0x7F == 0x7F:  # the rest is manufacturer specific
-                        break
-                extensions = tuple(found)
-        else:
-            info = primary[code]
-        if text_unit is not None:
-            info = _PLAIN_TEXT
-        length = data_len[low]
-        kind = data_kind[low]
-        if length < 0:
-            if pos >= end:
-                raise _premature("LVAR", pos)
-            length, kind = _lvar(buffer[pos], pos)
-            pos += 1
+            if text_unit is not None:
+                info = _PLAIN_TEXT
+            length = data_len[low]
+            kind = data_kind[low]
+            if length < 0:
+                if pos >= end:
+                    raise _premature("LVAR", pos)
+                length, kind = _lvar(buffer[pos], pos)
+                pos += 1
+                if not length and (kind == "bcd" or kind == "negbcd"):  # noqa: PLR1714
+                    kind = "none"  # LVAR C0 / D0: a number of no digits
+            function = functions[(dif >> 4) & 3]
         if pos + length > end:
             raise FramingError(
                 f"premature end of data: expected {length} data bytes, {end - pos} left",
@@ -371,19 +426,16 @@ def decode_records(
         raw: RecordValue
         value: RecordValue
         ikind = info.kind
-        if not length and (kind in {"bcd", "negbcd"}):
-            kind = "none"  # LVAR C0 / D0: a number of no digits
         if kind == "int":
             field = data[::-1] if msb_first else data
             if ikind == "number":
                 raw = from_bytes(field, "little", signed=True)
-                scale = info.scale
                 if extra:
                     value = _scale_slow(raw, info, extra)
-                elif scale == 1:
+                elif info.unscaled:
                     value = raw
                 else:
-                    value = raw * scale
+                    value = raw * info.scale
             elif ikind in {"date", "datetime"}:
                 raw = from_bytes(field, "little")
                 value = _decode_time(field)
@@ -399,8 +451,7 @@ def decode_records(
             elif extra:
                 value = _scale_slow(raw, info, extra)
             else:
-                scale = info.scale
-                value = raw if scale == 1 else raw * scale  # type: ignore[operator]  # raw is int here
+                value = raw if info.unscaled else raw * info.scale  # type: ignore[operator]  # raw is int here
         elif kind == "real":
             raw = dt.decode_real32(data[::-1] if msb_first else data)
             value = _scale_slow(raw, info, extra) if ikind == "number" else raw
@@ -425,7 +476,7 @@ def decode_records(
                     vif,
                     vifes,
                     data,
-                    functions[(dif >> 4) & 3],
+                    function,
                     storage,
                     tariff,
                     subunit,

@@ -67,6 +67,7 @@ class VifInfo:
     description: str
     factor: int = 1
     scale: int | Decimal = field(init=False, repr=False, compare=False)  # factor * 10**exponent, exact
+    unscaled: bool = field(init=False, repr=False, compare=False)  # scale == 1, decided once
 
     def __post_init__(self) -> None:
         scale: int | Decimal = (
@@ -75,6 +76,7 @@ class VifInfo:
             else Decimal(self.factor).scaleb(self.exponent)
         )
         object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "unscaled", scale == 1)
 
 
 @dataclass(frozen=True, slots=True)
