@@ -117,7 +117,7 @@ async def session(
     task = asyncio.create_task(fake.run())
     port = await open_serial(path, IEC_SIGN_ON)
     try:
-        options: dict[str, object] = {"response_timeout": 0.6}
+        options: dict[str, object] = {"response_timeout": 1.0}
         options.update(reader)
         result = await body(OpticalReader(port, **options))  # type: ignore[arg-type, misc]
         for _ in range(200):  # a B0 gets no answer: give the meter its moment to read it
