@@ -565,3 +565,51 @@ async def test_a_corrupt_byte_anywhere_never_gives_a_wrong_value(write: int, at:
     except (ProtocolError, TransportError):
         return  # reported, no value
     check_registers(readings)
+
+
+async def test_meter_that_drops_the_link_mid_session() -> None:
+    dm = HdlcFrame(FrameKind.DM, HdlcAddress.client(16), HdlcAddress.server(1, 17)).encode()
+    peer = MeterPeer(mangle=lambda i, data: dm if i == 3 else data)
+    async with hdlc_over_pipe(peer) as link:
+        meter = DlmsSession(link)
+        await meter.open()
+        with pytest.raises(TransportError, match=r"ended the link \(DM\)"):
+            await meter.read_registers(list(EXPECTED))
+
+
+async def test_meter_id_falls_back_to_the_link_name_without_a_logical_device_name() -> None:
+    peer = MeterPeer()
+    del peer.model.values[(ClassId.DATA, DEVICE_NAME, 2)]
+    async with hdlc_over_pipe(peer) as link, DlmsSession(link) as meter:
+        assert meter.meter_id == link.name
+        readings = await meter.read_registers([ENERGY])
+    assert readings[0].meter_id == link.name
+    async with hdlc_over_pipe(MeterPeer()) as link, DlmsSession(link, meter_id="house-1") as meter:
+        assert (await meter.read_registers([ENERGY]))[0].meter_id == "house-1"
+
+
+async def test_wrapper_ignores_other_wports_and_reports_bad_datagrams() -> None:
+    peer = MeterPeer()
+
+    def mangle(index: int, data: bytes) -> bytes:
+        if index == 1:  # a datagram for another client; after the repeat a broken one; then the answer
+            return WrapperFrame(1, 99, b"\x01").encode()
+        if index == 2:
+            return b"\x00\x02" + data[2:]
+        return data
+
+    peer.mangle = mangle
+    loop = asyncio.get_running_loop()
+    protocol = WrapperUdpMeter(peer)
+    endpoint, _ = await loop.create_datagram_endpoint(lambda: protocol, local_addr=("127.0.0.1", 0))
+    try:
+        transport = await open_udp("127.0.0.1", endpoint.get_extra_info("sockname")[1])
+        link = WrapperLink(transport, timeout=0.3)
+        async with DlmsSession(link) as meter:
+            assert protocol.transport is not None
+            check_registers(await meter.read_registers(list(EXPECTED)))
+        await transport.close()
+    finally:
+        endpoint.close()
+    assert link.ignored == 1
+    assert len(link.errors) == 1 and "version" in str(link.errors[0])

@@ -388,3 +388,23 @@ def test_transition_table_covers_every_state_of_each_role() -> None:
             set(LinkState) if role is Role.CLIENT else {LinkState.NDM, LinkState.CONNECTED, LinkState.ERROR}
         )
         assert states == expected
+
+
+def test_out_of_sequence_i_frame_is_dropped_and_answered_with_rr() -> None:
+    _, server, _ = connected_pair()
+    server.receive_data(HdlcFrame(FrameKind.I, SERVER, CLIENT, b"\xe6\xe6\x00\x01", send_sequence=3).encode())
+    assert events(server) == []
+    (rr,) = frames_of(server.data_to_send())
+    assert (rr.kind, rr.receive_sequence, rr.poll_final) == (FrameKind.RR, 0, True)
+
+
+def test_without_llc() -> None:
+    client = HdlcConnection(Role.CLIENT, client_address=CLIENT, server_address=SERVER, llc=False)
+    server = HdlcConnection(Role.SERVER, client_address=CLIENT, server_address=SERVER, llc=False)
+    wire = Wire(client, server)
+    client.connect()
+    wire.pump()
+    client.send_data(b"\x01\x02")
+    wire.pump()
+    assert wire.server_events[-1] == DataReceived(b"\x01\x02")
+    assert wire.log[-1][1].information == b"\x01\x02"

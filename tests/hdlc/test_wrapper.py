@@ -69,6 +69,7 @@ def test_stream_closed_inside_a_frame() -> None:
     stream = WrapperStream()
     stream.receive_data(AARQ_WRAPPED[:12])
     assert stream.next_event() is NEED_DATA
+    assert stream.buffered == 12
     stream.receive_data(b"")
     with pytest.raises(FramingError, match="closed inside a frame"):
         stream.next_event()

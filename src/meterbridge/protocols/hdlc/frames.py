@@ -184,11 +184,6 @@ class FrameKind(enum.Enum):
     UI = 0x03
 
     @property
-    def numbered(self) -> bool:
-        """True for I frames (they carry N(S))."""
-        return self is FrameKind.I
-
-    @property
     def acknowledges(self) -> bool:
         """True for frames that carry N(R): I, RR, RNR."""
         return self in _CARRIES_NR
