@@ -49,7 +49,7 @@ async def test_healthy_installation_passes_every_item(tmp_path: Path) -> None:
     assert report.status == "pass"
     # figures that the report must carry
     comm = items["communication"].findings[0].figures
-    assert comm["answered"] == comm["asked"] == 3 and comm["rtt_median_ms"] is not None
+    assert comm["answered"] == comm["asked"] == 5 and comm["rtt_median_ms"] is not None
     precision = items["precision"].findings
     assert len(precision) == 9 and all(abs(f.figures["error_pct"]) < 0.01 for f in precision)
     soak = [f for f in items["stability"].findings if f.subject.startswith("sim-")]
@@ -175,7 +175,10 @@ async def test_configured_installation_reports_what_it_cannot_read(tmp_path: Pat
 
 def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(app, ["check", "--simulate", "2", "--soak", "1800", "--reports", str(tmp_path / "a")])
+    ok = runner.invoke(
+        app,
+        ["check", "--simulate", "2", "--via", "model", "--soak", "1800", "--reports", str(tmp_path / "a")],
+    )
     assert ok.exit_code == 0, ok.output
     assert "PASS  Communication" in ok.output and "report:" in ok.output
     bad = runner.invoke(
@@ -184,6 +187,8 @@ def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
             "check",
             "--simulate",
             "2",
+            "--via",
+            "model",
             "--soak",
             "1800",
             "--reports",
@@ -195,7 +200,7 @@ def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "FAIL  Precision" in bad.output
     ref = tmp_path / "ref.csv"
-    ref.write_text("meter_id,key,value,class\nsim-e450-1,1-0:1.8.0.255,1,B\n", encoding="utf-8")
+    ref.write_text("meter_id,key,value,class\ne450-optical-1,1-0:1.8.0.255,1,B\n", encoding="utf-8")
     far = runner.invoke(
         app,
         [
@@ -215,5 +220,7 @@ def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
         ["check"],
         ["check", "--fault", "x:silent", "--config", str(ref)],
         ["check", "--simulate", "1", "--fault", "nocolon"],
+        ["check", "--simulate", "1", "--via", "carrier-pigeon"],
+        ["check", "--simulate", "1", "--fault", "e450-optical-1:drift"],
     ):
         assert runner.invoke(app, args).exit_code == 2, args

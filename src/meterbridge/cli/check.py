@@ -45,12 +45,21 @@ def check(
             help="Check this many simulated E450 meters (virtual time) instead of --config.",
         ),
     ] = 0,
+    via: Annotated[
+        str,
+        typer.Option(
+            "--via",
+            help="With --simulate: 'optical' reads virtual E450s through the optical driver (IEC 62056-21 on "
+            "in-memory lines; faults: silent, garbled, slow); 'model' reads the register model directly "
+            "(faults: silent, flaky, slow, scaler, drift, counter_glitch, no_power).",
+        ),
+    ] = "optical",
     fault: Annotated[
         list[str] | None,
         typer.Option(
             "--fault",
-            help="With --simulate: METER:FAULT injected from the start, e.g. sim-e450-2:silent "
-            "(faults: silent, flaky, slow, scaler, drift, counter_glitch, no_power). Repeatable.",
+            help="With --simulate: METER:FAULT injected from the start, e.g. e450-optical-2:silent or "
+            "sim-e450-2:drift (see --via for the faults). Repeatable.",
         ),
     ] = None,
     reports: Annotated[
@@ -103,13 +112,21 @@ def check(
             if not sep:
                 raise typer.BadParameter(f"--fault {text!r}: expected METER:FAULT")
             faults.setdefault(meter_id, set()).add(name)
+        if via not in ("optical", "model"):
+            raise typer.BadParameter(f"--via {via!r}: 'optical' or 'model'")
         try:
-            sim = SimulatedInstallation(simulate, faults=faults)
+            if via == "optical":
+                from meterbridge.commissioning.optical_sim import OpticalSimulatedInstallation
+
+                optical = OpticalSimulatedInstallation(simulate, faults=faults)
+                installation, sim_reference = optical, optical.reference
+            else:
+                model = SimulatedInstallation(simulate, faults=faults)
+                installation, sim_reference = model, model.reference
         except (KeyError, ValueError) as exc:
             raise typer.BadParameter(str(exc.args[0])) from None
-        installation = sim
         if ref is None:
-            ref = sim.reference()
+            ref = sim_reference()
     else:
         if fault:
             raise typer.BadParameter("--fault needs --simulate")

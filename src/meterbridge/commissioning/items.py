@@ -32,6 +32,7 @@ __all__ = [
     "backup",
     "communication",
     "documentation",
+    "in_unit",
     "measurements",
     "monitoring",
     "precision",
@@ -41,8 +42,9 @@ __all__ = [
 
 #: Maximum error of active energy per accuracy class (EN 50470-3 / IEC 62053-21), in %.
 CLASS_LIMITS: Final = {"A": Decimal(2), "B": Decimal(1), "C": Decimal("0.5")}
-RTT_LIMIT_S: Final = 0.19  # the M-Bus reply window at 2400 baud (FIELD_NOTES)
+RTT_LIMIT_S: Final = 0.19  # default: the M-Bus reply window at 2400 baud (FIELD_NOTES); "reply_limit_s"
 AVAILABILITY_MIN: Final = 0.99
+RETRY_SHARE_MAX: Final = 0.2  # more retries than one read in five: a bad line or a misplaced optical head
 
 
 @dataclass
@@ -73,10 +75,12 @@ def _ids(ctx: Context) -> list[str]:
     return [m.id for m in ctx.installation.meters()]
 
 
-async def communication(ctx: Context, attempts: int = 3) -> CheckResult:
+async def communication(ctx: Context, attempts: int = 5) -> CheckResult:
     """Every configured meter answers; round-trip times within the reply window; retries counted."""
     findings = []
+    params = ctx.installation.parameters()
     for meter_id in _ids(ctx):
+        limit = float(params.get(meter_id, {}).get("reply_limit_s", RTT_LIMIT_S))
         outcomes = [await ctx.read(meter_id) for _ in range(attempts)]
         good = [o for o in outcomes if o.ok]
         rtts = [o.rtt_s for o in good]
@@ -91,12 +95,21 @@ async def communication(ctx: Context, attempts: int = 3) -> CheckResult:
         if not good:
             error = outcomes[-1].error or "no readings"
             findings.append(Finding(meter_id, "fail", f"no answer in {attempts} reads: {error}", figures))
-        elif max(rtts) > RTT_LIMIT_S:
+        elif max(rtts) > limit:
             findings.append(
                 Finding(
                     meter_id,
                     "fail",
-                    f"answers too late: {max(rtts) * 1000:.0f} ms > {RTT_LIMIT_S * 1000:.0f} ms",
+                    f"answers too late: {max(rtts) * 1000:.0f} ms > {limit * 1000:.0f} ms",
+                    figures,
+                )
+            )
+        elif retries > RETRY_SHARE_MAX * attempts:
+            findings.append(
+                Finding(
+                    meter_id,
+                    "fail",
+                    f"{retries} retries in {attempts} reads: the line garbles replies",
                     figures,
                 )
             )
@@ -137,21 +150,38 @@ async def measurements(ctx: Context) -> CheckResult:
     return CheckResult.from_findings("measurements", "Measurements", findings)
 
 
+_PREFIX: Final = {"k": Decimal(1000), "M": Decimal(1_000_000)}
+
+
+def in_unit(value: Decimal, unit: str | None, target: str | None) -> Decimal | None:
+    """``value`` in ``unit`` converted to ``target`` when they differ by a k or M prefix (kWh -> Wh);
+    None when the units are not the same quantity."""
+    if unit == target:
+        return value
+    if unit is None or target is None:
+        return None
+    for prefix, factor in _PREFIX.items():
+        if unit == prefix + target:
+            return value * factor
+        if target == prefix + unit:
+            return value / factor
+    return None
+
+
 def _implausible(reading: Reading) -> str | None:
     quantity = lookup(reading.key) if reading.obis is not None else None
     if quantity is None:
         return None
-    if quantity.unit is not None and reading.unit != quantity.unit:
-        return f"unit {reading.unit!r}, expected {quantity.unit!r} (check scaler and unit)"
     value = reading.value
     if not isinstance(value, (int, Decimal, float)) or isinstance(value, bool):
         return None
+    number = in_unit(Decimal(str(value)), reading.unit, quantity.unit)
+    if number is None:
+        return f"unit {reading.unit!r}, expected {quantity.unit!r} (check scaler and unit)"
     low, high = quantity.plausible
-    number = Decimal(str(value))
     if (low is not None and number < low) or (high is not None and number > high):
-        return f"{number} {reading.unit or ''} outside the plausible {low}..{high} (scaler?)".replace(
-            "  ", " "
-        )
+        shown = f"{value} {reading.unit or ''}".strip()
+        return f"{shown} outside the plausible {low}..{high} {quantity.unit or ''} (scaler?)".strip()
     return None
 
 
@@ -174,7 +204,11 @@ async def precision(ctx: Context) -> CheckResult:
             findings.append(Finding(subject, "fail", "register not read"))
             continue
         expected = Decimal(str(ref["value"]))
-        value = Decimal(str(reading.value))
+        ref_unit = ref.get("unit") or reading.unit
+        value = in_unit(Decimal(str(reading.value)), reading.unit, ref_unit)
+        if value is None:
+            findings.append(Finding(subject, "fail", f"read in {reading.unit!r}, reference in {ref_unit!r}"))
+            continue
         error = (value - expected) / expected * 100 if expected else Decimal(0)
         figures = {
             "read": str(value),

@@ -65,6 +65,9 @@ async def run_checklist(
     finally:
         store.close()
         scratch.cleanup()
+        aclose = getattr(installation, "aclose", None)
+        if aclose is not None:
+            await aclose()
     report = Report(
         started,
         datetime.now(UTC),
