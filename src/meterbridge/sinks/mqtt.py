@@ -58,7 +58,7 @@ from meterbridge.sinks.mqtt_topics import (
 )
 from meterbridge.sinks.store import MeterInfo, QualityEvent, Store
 
-__all__ = ["ELECTRICITY_ONLY_PROBLEMS", "MqttSettings", "MqttSink", "mqtt_client"]
+__all__ = ["ELECTRICITY_ONLY_PROBLEMS", "MqttSettings", "MqttSink", "mqtt_client", "publish_many"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,69 @@ def mqtt_client(
         max_inflight_messages=max_inflight,
         clean_start=True if protocol == aiomqtt.ProtocolVersion.V5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
     )
+
+
+class _Countdown:
+    """Stands in aiomqtt's table of pending publishes for many messages at once: ``set()`` is what
+    aiomqtt's ``on_publish`` calls for each acknowledged message id; the future resolves at zero."""
+
+    __slots__ = ("done", "left")
+
+    def __init__(self, left: int, done: asyncio.Future[None]) -> None:
+        self.left = left
+        self.done = done
+
+    def set(self) -> None:
+        self.left -= 1
+        if self.left <= 0 and not self.done.done():
+            self.done.set_result(None)
+
+
+async def publish_many(
+    client: aiomqtt.Client, messages: Sequence[tuple[str, bytes, int, bool]], *, timeout: float
+) -> None:
+    """Publish ``(topic, payload, qos, retain)`` messages in order and wait until the broker acknowledged
+    every one (QoS 1 PUBACK; QoS 0: written to the socket).
+
+    ``aiomqtt.Client.publish`` keeps one pending call per message and scans all of them for each new one,
+    which is quadratic for a batch of hundreds; here the messages go straight to the paho client that
+    aiomqtt drives, and aiomqtt's own ``on_publish`` callback counts them down. Raises ``aiomqtt.MqttError``
+    if the connection drops or ``timeout`` passes first.
+    """
+    if not messages:
+        return
+    paho_client: paho.Client = client._client
+    pending: dict[int, Any] = client._pending_publishes
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    countdown = _Countdown(0, done)
+    mids: list[int] = []
+    try:
+        for topic, payload, qos, retain in messages:
+            info = paho_client.publish(topic, payload, qos, retain)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+            if not info.is_published():  # acknowledged later, on the event loop (never inside this loop)
+                countdown.left += 1
+                pending[info.mid] = countdown
+                mids.append(info.mid)
+        if countdown.left == 0:
+            return
+        disconnected = client._disconnected
+        finished, _ = await asyncio.wait(
+            {done, disconnected}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if done not in finished:
+            reason = (
+                "connection lost" if disconnected in finished else f"no acknowledgement within {timeout} s"
+            )
+            raise aiomqtt.MqttError(
+                f"{countdown.left} of {len(messages)} messages not acknowledged: {reason}"
+            )
+    finally:
+        for mid in mids:
+            if pending.get(mid) is countdown:
+                del pending[mid]
 
 
 @dataclass(slots=True)
@@ -463,7 +526,7 @@ class MqttSink(BaseSink):
         for (owner, kind), state in self._problems.items():
             if owner is None or self._wanted(owner):
                 sends.append(self._problem_message(owner, kind, state))
-        await asyncio.gather(*(client.publish(t, p, qos=1, retain=True) for t, p in sends))
+        await publish_many(client, [(t, p, 1, True) for t, p in sends], timeout=self.settings.timeout)
         self.announcements += 1
 
     def _removal(self, meter_id: str) -> list[tuple[str, bytes]]:
@@ -613,16 +676,11 @@ class MqttSink(BaseSink):
             if self._announced.get(meter_id) != payload:
                 self._announced[meter_id] = payload
                 announce.append((topic, payload))
-        # discovery first (paho keeps the order on the wire), then the stream and the states
-        await asyncio.gather(*(client.publish(t, p, qos=1, retain=True) for t, p in announce))
-        sends = [client.publish(t, p, qos=self.qos) for t, p in stream]
-        sends += [
-            client.publish(t, p, qos=self.qos, retain=True)
-            for t, pair in states.items()
-            for p in pair
-            if p is not None
-        ]
-        await asyncio.gather(*sends)
+        # discovery first, then the stream and the states (paho keeps this order on the wire)
+        messages = [(t, p, 1, True) for t, p in announce]
+        messages += [(t, p, self.qos, False) for t, p in stream]
+        messages += [(t, p, self.qos, True) for t, pair in states.items() for p in pair if p is not None]
+        await publish_many(client, messages, timeout=self.settings.timeout + len(messages) / 100)
         await self._publish_outbox_depth(client)
         return [seq for seq, _ in batch]
 

@@ -25,6 +25,7 @@ store's row id) is what makes a redelivered message recognisable.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -164,6 +165,16 @@ def _iso(when: datetime) -> str:
     return when.isoformat()
 
 
+@functools.lru_cache(maxsize=256)
+def _flag_names(quality: int) -> list[str]:
+    return Quality(quality).names
+
+
+def flag_names(quality: Quality) -> list[str]:
+    """``Quality.names`` (cached: the flag combinations are few, readings many). A new list each call."""
+    return list(_flag_names(int(quality)))
+
+
 def state_payload(
     reading: Reading, value: int | float | str | None, unit: str | None, *, valid: bool
 ) -> bytes:
@@ -179,7 +190,7 @@ def state_payload(
         "value": value if valid else None,
         "unit": unit,
         "timestamp": _iso(reading.timestamp),
-        "quality": reading.quality.names,
+        "quality": flag_names(reading.quality),
         "valid": valid,
     }
     if not valid:
@@ -238,7 +249,7 @@ def reading_payload(gateway_id: str, seq: int, reading: Reading) -> bytes:
             "unit": reading.unit,
             "timestamp": _iso(reading.timestamp),
             "quality": int(reading.quality),
-            "flags": reading.quality.names,
+            "flags": flag_names(reading.quality),
         }
     )
 
