@@ -3,15 +3,18 @@
 The simulator must be a faithful peer, not a mirror of our own client: Gurux builds its own AARQ,
 GET (normal, with-list, block transfer with its own GET-request-next), object list parsing and
 release, over the IEC 62056-47 wrapper (a G3-PLC head-end) and over HDLC after a mode E hand-over
-on the optical port. Gurux is blocking, so it runs in a worker thread with a plain socket.
+on the optical port; and it decrypts and reads our CII pushes as it reads the real capture.
+Gurux is blocking, so it runs in a worker thread with a plain socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,17 +29,18 @@ from meterbridge.protocols.iec62056_21 import (
     SignOn,
 )
 from meterbridge.simulator.e450 import E450Simulator
-from meterbridge.transports import RealClock, serve_tcp
+from meterbridge.transports import RealClock, VirtualClock, serve_tcp
 
 pytest.importorskip("gurux_dlms")  # a dev dependency: the third-party client
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_dlms.enums import Authentication, InterfaceType, Security
 from gurux_dlms.objects import (
     GXDLMSClock,
     GXDLMSData,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
+from gurux_dlms.secure import GXDLMSSecureClient
 
 OB = ObisCode.parse
 
@@ -179,3 +183,39 @@ async def test_gurux_over_hdlc_after_a_mode_e_hand_over_with_lls() -> None:
         found = await asyncio.to_thread(_over_optical_mode_e, server.port)
     _check(found, sim)
     assert sim.dlms_sessions == 1
+
+
+def _gurux_push(raw: bytes, key: bytes | None) -> tuple[list[str], list[type], Any]:
+    """Decode one push as Gurux-based readers do (smartmeter-datacollector's HDLC/DLMS parser)."""
+    client: Any
+    if key is None:
+        client = GXDLMSClient(useLogicalNameReferencing=True, interfaceType=InterfaceType.HDLC)
+    else:
+        client = GXDLMSSecureClient(useLogicalNameReferencing=True, interfaceType=InterfaceType.HDLC)
+        client.ciphering.security = Security.ENCRYPTION
+        client.ciphering.blockCipherKey = key
+    buffer, frame, data = GXByteBuffer(), GXReplyData(), GXReplyData()
+    buffer.set(raw)
+    while not (data.isComplete() and not data.isMoreData()):
+        assert buffer.position < buffer.size, "the push ended before Gurux had it whole"
+        client.getData(buffer, frame, data)
+    values = list(data.value)
+    names = [str(item[0].logicalName) for item in client.parsePushObjects(values[0])]
+    return names, [type(v) for v in values[1:]], data.time
+
+
+def test_gurux_decrypts_our_cii_push_and_reads_it_as_the_real_one() -> None:
+    vector = Path(__file__).resolve().parents[1] / "vectors" / "dlms" / "e450_cii_push_unencrypted.json"
+    real = b"".join(bytes.fromhex(h) for h in json.loads(vector.read_text())["frames_hex"])
+    key = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    at = datetime(2026, 5, 4, 9, 39, 20, tzinfo=UTC)
+    with VirtualClock(epoch=at) as clock:
+        sim = E450Simulator(clock=clock, seed=7, encryption_key=key)  # GUEK only on the reader's side
+        ours = [b"".join(sim.push_encoder.frames(sim.snapshot())) for _ in range(2)]
+    real_names, real_types, real_time = _gurux_push(real, None)
+    for push in ours:
+        names, types, stamp = _gurux_push(push, key)
+        assert names == real_names and len(names) == 17
+        assert types == real_types
+        assert stamp.value.replace(tzinfo=None) == datetime(2026, 5, 4, 11, 39, 20)  # local, as the meter's
+    assert real_time.value.replace(tzinfo=None) == datetime(2026, 5, 4, 11, 39, 20)
