@@ -211,6 +211,14 @@ def test_multiplicative_correction_vife() -> None:
     assert record.extensions[0].name == "multiplicative correction factor 1e-3"
 
 
+def test_daylight_saving_type_k_record() -> None:
+    dst = dt.DaylightSaving(begin_hour=2, begin_day=29, begin_month=3, end_day=25, end_month=10, deviation=1)
+    wire = encode_record(RecordSpec(4, 0x7D, dst, vife=(0x72,)))
+    (record,), _, _ = decode_records(wire, 0, len(wire))
+    assert record.quantity == "daylight_saving" and record.value == dst
+    assert record.to_dict()["value"] == {"begin": "29.03 02:00", "end": "25.10", "deviation_hours": 1}
+
+
 def test_on_time_hours_are_seconds() -> None:
     wire = encode_record(RecordSpec(2, 0x22, 985))
     (record,), _, _ = decode_records(wire, 0, len(wire))

@@ -138,6 +138,30 @@ def test_ten_consecutive_meters_cost_about_ten_probes_per_prefix() -> None:
     on_virtual_bus(sim, body)
 
 
+def test_secondary_scan_hex_digits_and_same_identification() -> None:
+    from meterbridge.protocols.mbus import SecondaryAddress
+    from meterbridge.simulator.mbus_slave import make_slave
+
+    slaves = [make_slave(i + 1, 10000000 + i, "water", seed=i) for i in range(5)]
+    # identifications with hex digits (seen on real electricity meters: "0500023E")
+    slaves[0].secondary = SecondaryAddress("0500023A", 0x4CAE, 1, 2)
+    slaves[1].secondary = SecondaryAddress("0500023B", 0x4CAE, 1, 2)
+    # the same identification, told apart only by the medium (a hex field)
+    slaves[2].secondary = SecondaryAddress("77777777", 0x4CAE, 1, 7)
+    slaves[3].secondary = SecondaryAddress("77777777", 0x4CAE, 1, 6)
+    # two slaves with one and the same secondary address: reported, never merged
+    slaves[4].secondary = SecondaryAddress("77777777", 0x4CAE, 1, 6)
+    sim = MBusSimulator(slaves)
+
+    async def body(master: MBusMaster) -> None:
+        result = await master.scan_secondary()
+        found = {str(e.secondary) for e in result.found}
+        assert {"0500023A4CAE0102", "0500023B4CAE0102", "777777774CAE0107"} <= found
+        assert result.unresolved == ("777777774CAE0106",)
+
+    on_virtual_bus(sim, body)
+
+
 def test_empty_bus_primary_scan_is_at_the_floor() -> None:
     sim = build_bus(0)
 

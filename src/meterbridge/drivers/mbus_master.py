@@ -14,8 +14,10 @@ TCP gateway.
 * :meth:`MBusMaster.scan_secondary` - wildcard selection (SND_UD CI 52): no answer prunes
   the branch; a clean E5 is confirmed by REQ_UD2 to 253 (several slaves can AND into one
   clean E5, their long frames cannot); a collision narrows the next digit (0-9 in the
-  BCD identification, 0-F in the hex manufacturer/version/medium fields). The root is
-  probed first with all wildcards (an empty or one-meter bus costs one or two probes).
+  BCD identification, 0-E in the hex manufacturer/version/medium fields; A-E in the
+  identification, and F in the hex fields - where F is also the wildcard - only when no
+  child of a colliding prefix answered). The root is probed first with all wildcards (an
+  empty or one-meter bus costs one or two probes).
 * :meth:`MBusMaster.read` - SND_NKE (primary) or select + application reset (secondary),
   then REQ_UD2 with FCB toggled per telegram while "more records follow"; an answer that
   is garbled is asked again with the *same* FCB (the slave repeats its telegram), never
@@ -365,36 +367,48 @@ class MBusMaster:
         found: dict[str, SecondaryScanEntry] = {}
         unresolved: list[str] = []
         collisions = 0
-        stack: list[str] = [root]
-        while stack:
-            prefix = stack.pop()
+
+        async def explore(prefix: str) -> bool:
+            """Probe ``prefix`` + wildcards; True when anything answered below it."""
+            nonlocal collisions
             pattern = prefix + "F" * (16 - len(prefix))
-            tracker.total = tracker.done + len(stack) + 1
+            tracker.total = max(tracker.total, tracker.done + 1)
             status, response = await self._probe(pattern)
             tracker.step(pattern)
             if status == "none":
-                continue
+                return False
             if status == "one" and response is not None:
                 secondary = response.secondary_address
                 assert secondary is not None
-                key = str(secondary)
-                if key not in found:
-                    found[key] = SecondaryScanEntry(
+                found.setdefault(
+                    str(secondary),
+                    SecondaryScanEntry(
                         secondary,
                         response.address,
                         response.manufacturer or "",
                         response.medium_name or "",
                         response.version or 0,
-                    )
-                continue
+                    ),
+                )
+                return True
             collisions += 1
             position = len(prefix)
             if position == 16:
                 unresolved.append(pattern)
-                continue
-            digits = ID_DIGITS if position < 8 else HEX_DIGITS + "F"
-            # push in reverse so that digits are probed in ascending order
-            stack.extend(prefix + d for d in reversed(digits))
+                return True
+            tracker.total += 10 if position < 8 else 15
+            answered = False
+            for digit in ID_DIGITS if position < 8 else HEX_DIGITS:
+                answered |= await explore(prefix + digit)
+            if not answered:
+                # nobody under 0-9 (0-E): the colliding slaves have a hex digit in their
+                # identification here, or F in a hex field (F matches only as wildcard)
+                extra = "ABCDE" if position < 8 else "F"
+                for digit in extra:
+                    answered |= await explore(prefix + digit)
+            return True
+
+        await explore(root)
         await self.exchange(SndNke(ADDRESS_NETWORK_LAYER))  # deselect
         return SecondaryScanResult(
             tuple(sorted(found.values(), key=lambda e: str(e.secondary))),

@@ -201,7 +201,8 @@ class SimulatedSlave:
 
     def pages(self, t: float) -> list[bytes]:
         """The telegram(s) of a readout at time ``t`` (more than one: DIF 0x1F on all but the last)."""
-        specs = self.model.records(t, int(self.secondary.identification))
+        ident = self.secondary.identification
+        specs = self.model.records(t, int(ident) if ident.isdigit() else int(ident, 16))
         chunks: list[list[RecordSpec]] = [[]]
         size = 0
         from meterbridge.protocols.mbus import encode_record

@@ -257,39 +257,33 @@ def decode_response(frame: Frame) -> Response:
 def _decode_variable(frame: LongFrame) -> VariableDataResponse:
     ci = frame.ci
     data = frame.data
-    # records are decoded over the whole frame so that offsets are frame offsets
-    full = bytes(7) + data
-    end = len(full)
-    if ci in (0x72, 0x76):
-        if len(data) < 12:
+    n = len(data)
+    if ci == 0x72 or ci == 0x76:  # noqa: PLR1714
+        if n < 12:
             raise FramingError(
-                f"variable data header needs 12 bytes, got {len(data)}",
-                offset=_HEADER_START + len(data),
-                layer=LAYER,
+                f"variable data header needs 12 bytes, got {n}", offset=_HEADER_START + n, layer=LAYER
             )
-        identification = data[3::-1].hex().upper()
+        ident: str | None = data[3::-1].hex().upper()
         manufacturer: int | None = data[4] | (data[5] << 8)
         version: int | None = data[6]
         medium: int | None = data[7]
         access: int | None = data[8]
         status: int | None = data[9]
         signature: int | None = data[10] | (data[11] << 8)
-        start = _HEADER_START + 12
-        ident: str | None = identification
+        start = 12
     elif ci == 0x7A:
-        if len(data) < 4:
-            raise FramingError(
-                f"short header needs 4 bytes, got {len(data)}", offset=_HEADER_START + len(data), layer=LAYER
-            )
+        if n < 4:
+            raise FramingError(f"short header needs 4 bytes, got {n}", offset=_HEADER_START + n, layer=LAYER)
         ident = None
         manufacturer = version = medium = None
         access, status, signature = data[0], data[1], data[2] | (data[3] << 8)
-        start = _HEADER_START + 4
+        start = 4
     else:  # 0x78: no header
         ident = None
         manufacturer = version = medium = access = status = signature = None
-        start = _HEADER_START
-    records, tail, more = decode_records(full, start, end, msb_first=ci == 0x76)
+        start = 0
+    # offsets in records and errors count from the frame's first byte (68)
+    records, tail, more = decode_records(data, start, n, msb_first=ci == 0x76, base=_HEADER_START)
     return VariableDataResponse(
         frame.c,
         frame.address,
@@ -344,8 +338,7 @@ def decode_data_send(frame: LongFrame) -> tuple[DataRecord, ...]:
     """Records of a master's SND_UD with CI 0x51 (data send), e.g. ``01 7A 08`` (set address 8)."""
     if frame.ci != CI_DATA_SEND:
         raise UnsupportedError(f"CI 0x{frame.ci:02X} is not data send (0x51)", offset=6, layer=LAYER)
-    full = bytes(7) + frame.data
-    records, _tail, _more = decode_records(full, _HEADER_START, len(full))
+    records, _tail, _more = decode_records(frame.data, 0, len(frame.data), base=_HEADER_START)
     return records
 
 

@@ -227,6 +227,8 @@ class LongFrame:
 
 
 Frame = SingleCharacter | ShortFrame | ControlFrame | LongFrame
+_new_object = object.__new__
+_set = object.__setattr__
 
 
 def frame_length(buffer: bytes, offset: int = 0) -> int:
@@ -299,7 +301,13 @@ def decode_frame(buffer: bytes, offset: int = 0) -> Frame:
     c, a, ci = buffer[body_start], buffer[body_start + 1], buffer[body_start + 2]
     if total == 9:
         return ControlFrame(c, a, ci)
-    return LongFrame(c, a, ci, bytes(buffer[body_start + 3 : end - 2]))
+    # every field is a byte of a checked frame: skip __post_init__'s validation (hot path)
+    frame = _new_object(LongFrame)
+    _set(frame, "c", c)
+    _set(frame, "address", a)
+    _set(frame, "ci", ci)
+    _set(frame, "data", bytes(buffer[body_start + 3 : end - 2]))
+    return frame
 
 
 # --------------------------------------------------------------------------- requests

@@ -18,7 +18,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Final, NamedTuple
 
-from meterbridge.errors import FramingError, UnsupportedError
+from meterbridge.errors import FramingError, ProtocolError, UnsupportedError
 from meterbridge.protocols.mbus import datatypes as dt
 from meterbridge.protocols.mbus.tables import (
     DATA_FIELD,
@@ -139,6 +139,13 @@ class DataRecord(NamedTuple):
             "unit": self.unit,
             "value": self.value,
         }
+        if isinstance(self.value, dt.DaylightSaving):
+            v = self.value
+            out["value"] = {
+                "begin": f"{v.begin_day:02d}.{v.begin_month:02d} {v.begin_hour:02d}:00",
+                "end": f"{v.end_day:02d}.{v.end_month:02d}",
+                "deviation_hours": v.deviation,
+            }
         if self.extensions:
             out["extensions"] = [e.name for e in self.extensions]
         return out
@@ -220,14 +227,27 @@ def _lvar(lvar: int, pos: int) -> tuple[int, str]:
 
 
 def decode_records(
-    buffer: bytes, start: int, end: int, *, msb_first: bool = False
+    buffer: bytes, start: int, end: int, *, msb_first: bool = False, base: int = 0
 ) -> tuple[tuple[DataRecord, ...], bytes, bool]:
     """Decode the records in ``buffer[start:end]``.
 
     Returns ``(records, manufacturer_data, more_records_follow)``. ``msb_first`` is
     mode 2 (CI 0x76): multi-byte data fields are sent most significant byte first.
-    Offsets in errors and records are indices into ``buffer``.
+    Offsets in errors and records are indices into ``buffer`` plus ``base`` (the offset
+    of ``buffer`` in its frame).
     """
+    try:
+        return _decode_records(buffer, start, end, msb_first, base)
+    except ProtocolError as exc:
+        if base and exc.offset is not None:
+            exc.offset += base
+            exc.args = (exc._render(),)
+        raise
+
+
+def _decode_records(
+    buffer: bytes, start: int, end: int, msb_first: bool, base: int
+) -> tuple[tuple[DataRecord, ...], bytes, bool]:
     records: list[DataRecord] = []
     append = records.append
     new = tuple.__new__
@@ -275,7 +295,7 @@ def decode_records(
                             DataRecord,
                             (
                                 index,
-                                offset,
+                                offset + base,
                                 dif,
                                 (),
                                 None,
@@ -301,7 +321,7 @@ def decode_records(
                             DataRecord,
                             (
                                 index,
-                                offset,
+                                offset + base,
                                 dif,
                                 (),
                                 None,
@@ -441,6 +461,9 @@ def decode_records(
                 value = _decode_time(field)
             elif ikind == "manufacturer":
                 raw = value = from_bytes(field, "little", signed=True)
+            elif ikind == "daylight":
+                raw = from_bytes(field, "little")
+                value = dt.decode_type_k(field) if length == 4 else raw
             else:  # identification numbers and bit fields
                 raw = value = from_bytes(field, "little")
         elif kind == "bcd":
@@ -470,7 +493,7 @@ def decode_records(
                 DataRecord,
                 (
                     index,
-                    offset,
+                    offset + base,
                     dif,
                     difes,
                     vif,
@@ -575,6 +598,10 @@ def _encode_data(spec: RecordSpec) -> bytes:
             if length == 3:
                 return dt.encode_type_j(value)
             raise ValueError("a time needs a 24 bit data field")
+        if isinstance(value, dt.DaylightSaving):
+            if length == 4:
+                return dt.encode_type_k(value)
+            raise ValueError("daylight saving (type K) needs a 32 bit data field")
         if isinstance(value, bytes):
             if len(value) != length:
                 raise ValueError(f"need {length} bytes")

@@ -49,6 +49,7 @@ IDENT: Final = "ident"  # a number shown as is (fabrication number, versions, ad
 BINARY: Final = "binary"  # flags, bit fields: the integer as is
 TEXT: Final = "text"  # plain text
 MANUFACTURER: Final = "manufacturer"  # manufacturer specific
+DAYLIGHT: Final = "daylight"  # type K (32 bits): daylight saving begin, end, deviation
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +380,7 @@ def _build_fd() -> tuple[VifInfo, ...]:
         add(0x6C + n, "battery_operating_time", "s", 0, f"Operating time battery ({name})", NUMBER, factor)
     add(0x70, "battery_change_time", None, 0, "Date and time of battery change", DATETIME)
     add(0x71, "rf_level", "dBm", 0, "RF level units: dBm")
-    add(0x72, "daylight_saving", None, 0, "Daylight saving (beginning, ending, deviation)", BINARY)
+    add(0x72, "daylight_saving", None, 0, "Daylight saving (beginning, ending, deviation)", DAYLIGHT)
     add(0x73, "listening_window", None, 0, "Listening window management", BINARY)
     add(0x74, "remaining_battery_life", "s", 0, "Remaining battery life time (days)", NUMBER, 86400)
     add(0x75, "meter_stop_count", None, 0, "Number of times the meter was stopped", IDENT)
