@@ -15,6 +15,7 @@ from meterbridge.protocols.hdlc import (
     HdlcFrame,
     HdlcParameters,
     fcs16,
+    fcs16_table,
 )
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "dlms"
@@ -26,8 +27,11 @@ E450_FRAMES = [bytes.fromhex(h) for h in E450["frames_hex"]]
 
 def test_crc16_x25_check_value() -> None:
     # The catalogue check value of CRC-16/X-25 ("123456789").
-    assert fcs16(b"123456789") == 0x906E
-    assert fcs16(b"xx123456789yy", 2, 11) == 0x906E
+    for crc in (fcs16, fcs16_table):
+        assert crc(b"123456789") == 0x906E
+        assert crc(b"xx123456789yy", 2, 11) == 0x906E
+        assert crc(bytearray(b"123456789")) == crc(memoryview(b"123456789")) == 0x906E
+        assert crc(b"") == 0x0000
 
 
 def test_aare_vector_decodes_to_all_listed_fields() -> None:

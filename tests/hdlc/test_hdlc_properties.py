@@ -17,6 +17,8 @@ from meterbridge.protocols.hdlc import (
     HdlcParameters,
     HdlcStream,
     Role,
+    fcs16,
+    fcs16_table,
 )
 
 SETTINGS = settings(max_examples=200, deadline=None)
@@ -98,6 +100,17 @@ def test_stream_round_trip(batch: list[HdlcFrame], chunk: int, share_flags: bool
 )
 def test_parameters_round_trip(params: HdlcParameters) -> None:
     assert HdlcParameters.decode(params.encode()) == params
+
+
+@SETTINGS
+@given(st.binary(max_size=600), st.integers(0, 600), st.integers(0, 600))
+def test_fast_fcs_equals_the_table_fcs(data: bytes, start: int, end: int) -> None:
+    assert fcs16(data) == fcs16_table(data)
+    assert (
+        fcs16(bytearray(data), start, end)
+        == fcs16_table(data, start, end)
+        == fcs16(memoryview(data)[start:end])
+    )
 
 
 @SETTINGS

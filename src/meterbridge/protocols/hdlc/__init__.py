@@ -38,7 +38,7 @@ one General Block Transfer block, which the DLMS layer reassembles: hand it
 ``frame.payload`` of every frame.
 
 Checks: HCS (over format, addresses, control; only present with an information
-field) and FCS are CRC-16/X-25 computed with a 256-entry table (``fcs16``).
+field) and FCS are CRC-16/X-25 (``fcs16``; ``fcs16_table`` is the plain 256-entry table form).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ from meterbridge.protocols.hdlc.frames import (
     HdlcFrame,
     HdlcParameters,
     fcs16,
+    fcs16_table,
 )
 from meterbridge.protocols.hdlc.stream import DEFAULT_MAX_BUFFER, HdlcStream
 
@@ -97,4 +98,5 @@ __all__ = [
     "Role",
     "UnnumberedReceived",
     "fcs16",
+    "fcs16_table",
 ]

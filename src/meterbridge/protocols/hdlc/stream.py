@@ -137,7 +137,7 @@ class HdlcStream:
             # The header is sound; whatever the body holds, the frame ends at ``close``
             # (that flag may open the next frame).
             self._pos = close
-            return HdlcFrame._from_checked(buf, start, header, self._base)
+            return HdlcFrame._from_checked(buf, start, header, self._base, hcs_checked=True)
 
     def _end_of_input(self) -> NeedData:
         if not self._closed:
