@@ -30,7 +30,7 @@ def failed_subjects(result: Any) -> set[str]:
 async def test_healthy_installation_passes_every_item(tmp_path: Path) -> None:
     sim = SimulatedInstallation(3)
     report, html, json_path = await run_checklist(
-        sim, tmp_path / "reports", reference=sim.reference(), soak_s=4 * 3600, notes="RJ12 to the CII, 2 m"
+        sim, tmp_path / "reports", reference=sim.reference(), soak_s=2 * 3600, notes="RJ12 to the CII, 2 m"
     )
     items = by_item(report)
     assert list(items) == [
@@ -53,7 +53,7 @@ async def test_healthy_installation_passes_every_item(tmp_path: Path) -> None:
     precision = items["precision"].findings
     assert len(precision) == 9 and all(abs(f.figures["error_pct"]) < 0.01 for f in precision)
     soak = [f for f in items["stability"].findings if f.subject.startswith("sim-")]
-    assert all(f.figures["availability"] == 1.0 and f.figures["polls"] == 240 for f in soak)
+    assert all(f.figures["availability"] == 1.0 and f.figures["polls"] == 120 for f in soak)
     recovery = [f.figures["recovery_s"] for f in items["robustness"].findings]
     assert recovery == [0.0, 0.0, 0.0]
     docs = {f.subject: f.figures for f in items["documentation"].findings}
