@@ -28,6 +28,7 @@ from meterbridge.drivers.dlms_client import (
     WrapperLink,
     open_session,
     read_after_hand_over,
+    read_meter,
 )
 from meterbridge.errors import ChecksumError, FramingError, ProtocolError, TransportError
 from meterbridge.obis import ObisCode
@@ -352,19 +353,31 @@ async def test_wrapper_over_udp_with_a_lost_answer() -> None:
     assert len(peer.requests) >= 4  # the lost answer's request came twice
 
 
-async def test_open_session_picks_the_wrapper_for_port_4059_style_urls() -> None:
+async def test_open_session_and_read_meter_over_tcp() -> None:
     peer = MeterPeer()
     server = await serve_tcp(peer.serve_wrapper_tcp)
     try:
-        meter = await open_session(f"tcp://127.0.0.1:{server.port}", framing="wrapper", timeout=1.0)
+        url = f"tcp://127.0.0.1:{server.port}"
+        meter = await open_session(url, framing="wrapper", timeout=1.0)
         try:
             assert isinstance(meter.link, WrapperLink)
             check_registers(await meter.read_registers(list(EXPECTED)))
         finally:
             await meter.close()
-            await meter.link.transport.close()
+        assert meter.link.transport.closed  # the session owned it
+        check_registers(await read_meter(url, list(EXPECTED), framing="wrapper", timeout=1.0))
+        with pytest.raises(ValueError, match="wPort"):
+            await open_session(url, framing="wrapper", server=HdlcAddress.server(1, 17))
+        with pytest.raises(ValueError, match="framing"):
+            await open_session(url, framing="iec")
     finally:
         await server.close()
+    hdlc_server = await serve_tcp(MeterPeer().serve_hdlc)
+    try:
+        readings = await read_meter(f"tcp://127.0.0.1:{hdlc_server.port}", list(EXPECTED), timeout=1.0)
+        check_registers(readings)  # auto: HDLC on a port other than 4059
+    finally:
+        await hdlc_server.close()
 
 
 # ---------------------------------------------------------------------------------------------- services

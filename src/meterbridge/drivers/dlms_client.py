@@ -38,8 +38,9 @@ becomes a value: HDLC frames are checked by FCS, APDUs by their A-XDR structure,
 APDUs by their GCM tag.
 
 ``open_session(url, ...)`` opens a transport URL and picks the link (wrapper for ``udp://`` and
-``tcp://...:4059``, HDLC otherwise); ``read_after_hand_over(transport, obis, pending=...)`` is
-what the optical driver calls after mode E.
+``tcp://...:4059``, HDLC otherwise); the session closes the transport with itself.
+``read_meter(url, obis, ...)`` does open, read, release and close in one call;
+``read_after_hand_over(transport, obis, pending=...)`` is what the optical driver calls after mode E.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ __all__ = [
     "WrapperLink",
     "open_session",
     "read_after_hand_over",
+    "read_meter",
 ]
 
 LAYER = "dlms"
@@ -398,8 +400,11 @@ class DlmsSession:
         default_tz: tzinfo = UTC,
         clock: Clock | None = None,
         max_receive_pdu_size: int = 0xFFFF,
+        owns_transport: bool = False,
     ) -> None:
         self.link = link
+        self.owns_transport = owns_transport
+        """``close()`` also closes the transport (sessions made by ``open_session``)."""
         self.client = DlmsClient(authentication=authentication, max_receive_pdu_size=max_receive_pdu_size)
         self.meter_id = meter_id
         self.use_get_with_list = use_get_with_list
@@ -456,7 +461,11 @@ class DlmsSession:
         except TransportError:
             pass  # the link is closed below either way
         finally:
-            await self.link.close()
+            try:
+                await self.link.close()
+            finally:
+                if self.owns_transport:
+                    await self.link.transport.close()
 
     async def _transact(self, intention: Any, *args: Any) -> ClientEvent:
         """Send what ``intention`` queues, follow blocks and HLS pass 3/4, return the final event."""
@@ -646,29 +655,44 @@ async def open_session(
 ) -> DlmsSession:
     """Open ``url`` and associate. ``framing``: ``hdlc``, ``wrapper`` or ``auto`` (wrapper for
     ``udp://`` and ``tcp://...:4059``). ``server``: an HDLC address, or the server wPort."""
+    if framing not in ("auto", "hdlc", "wrapper"):
+        raise ValueError(f"framing must be 'hdlc', 'wrapper' or 'auto', not {framing!r}")
     spec = parse_transport_url(url)
     if framing == "auto":
         framing = (
             "wrapper" if spec.kind == "udp" or (spec.kind == "tcp" and spec.port == DLMS_PORT) else "hdlc"
+        )
+    if framing == "wrapper" and isinstance(server, HdlcAddress):
+        raise ValueError("over the wrapper the server is a wPort number, not an HDLC address")
+    if framing == "hdlc" and isinstance(server, int):
+        raise ValueError(
+            "over HDLC the server is an HdlcAddress (e.g. HdlcAddress.server(1, 17)), not a number"
         )
     transport = await open_transport(url, clock=clock)
     link: ApduLink
     if framing == "wrapper":
         wport = server if isinstance(server, int) else 1
         link = WrapperLink(transport, client=client, server=wport, timeout=timeout, retries=retries)
-    elif framing == "hdlc":
+    else:
         address = server if isinstance(server, HdlcAddress) else None
         link = HdlcLink(transport, client=client, server=address, timeout=timeout, retries=retries)
-    else:
-        await transport.close()
-        raise ValueError(f"framing must be 'hdlc', 'wrapper' or 'auto', not {framing!r}")
-    meter = DlmsSession(link, authentication=authentication, **session)
+    meter = DlmsSession(link, authentication=authentication, owns_transport=True, **session)
     try:
         await meter.open()
     except BaseException:
         await transport.close()
         raise
     return meter
+
+
+async def read_meter(url: str, obis: Sequence[ObisCode | str], **options: Any) -> list[Reading]:
+    """Open ``url``, associate, read ``obis`` (``read_registers``), release and close; ``options`` as
+    for ``open_session``."""
+    meter = await open_session(url, **options)
+    try:
+        return await meter.read_registers(obis)
+    finally:
+        await meter.close()
 
 
 async def read_after_hand_over(
