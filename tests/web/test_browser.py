@@ -64,7 +64,7 @@ def test_overview_fits_a_phone(served: Any, browser_page: Any, screenshots: Path
     page.goto(served.url + "/meters/e450")
     page.wait_for_function("() => (window.meterbridge.ready || 0) >= 1")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    page.screenshot(path=str(screenshots / "meter-phone.png"), full_page=False)
+    page.screenshot(path=str(screenshots / "meter-phone.png"), full_page=True)
 
 
 def test_meter_plots_render_with_data(served: Any, browser_page: Any, screenshots: Path) -> None:
