@@ -306,8 +306,8 @@ def create_app(
 
     @_guarded
     async def api_series_csv(request: Request) -> Response:
-        series, payload = await run_in_threadpool(_series, request)
-        text = views.series_csv(series, payload["name"])
+        series, _ = await run_in_threadpool(_series, request)
+        text = views.series_csv(series)
         safe_key = "".join(c if c.isalnum() or c in "-." else "_" for c in series.key)
         filename = f"{series.meter_id}_{safe_key}_{series.start_ms}_{series.end_ms}.csv"
         filename = "".join(c if c.isalnum() or c in "-._" else "_" for c in filename)

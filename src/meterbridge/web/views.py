@@ -386,7 +386,7 @@ def _round(value: float) -> float:
     return float(f"{value:.10g}")
 
 
-def series_csv(series: Series, name: str) -> str:
+def series_csv(series: Series) -> str:
     """The points of a plot as CSV: the stored rows (exact values) when raw, else one row per bucket."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -434,7 +434,6 @@ def series_csv(series: Series, name: str) -> str:
                     series.unit or "",
                 ]
             )
-    del name
     return out.getvalue()
 
 
