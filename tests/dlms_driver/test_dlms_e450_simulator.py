@@ -1,4 +1,4 @@
-"""The DLMS client against the virtual E450 (``meterbridge.simulator``) over a real PTY.
+"""The DLMS client against the virtual E450 (``meterbridge.simulator``): optical port over a real PTY, wrapper over TCP and UDP.
 
 The reader signs on at 300 baud (IEC 62056-21), asks for mode E, and the optical driver hands
 the line to this DLMS client (``read_after_hand_over``), exactly as with a real optical head.
@@ -14,12 +14,12 @@ from decimal import Decimal
 
 import pytest
 
-from meterbridge.drivers.dlms_client import AssociationRefused, DlmsSession, HdlcLink
+from meterbridge.drivers.dlms_client import AssociationRefused, DlmsSession, HdlcLink, open_session
 from meterbridge.drivers.optical import OpticalReader, read_mode_e
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.association import Lls
 from meterbridge.simulator.e450 import E450Simulator
-from meterbridge.transports import IEC_SIGN_ON, RealClock, open_pty_pair, open_serial
+from meterbridge.transports import IEC_SIGN_ON, RealClock, open_pty_pair, open_serial, serve_tcp
 
 ENERGY = ObisCode.parse("1-0:1.8.0")
 VOLTAGE = ObisCode.parse("1-0:32.7.0")
@@ -93,3 +93,28 @@ async def test_wrong_lls_password_is_refused() -> None:
         link = HdlcLink(hand_over.transport, client=1, pending=hand_over.pending, timeout=1.5)
         with pytest.raises(AssociationRefused):
             await DlmsSession(link, authentication=Lls(b"wrong123")).open()
+
+
+async def test_wrapper_over_tcp_and_udp_as_a_head_end() -> None:
+    sim = simulator()
+    server = await serve_tcp(sim.serve_wrapper)
+    udp = await sim.serve_wrapper_udp()
+    try:
+        for url in (f"tcp://127.0.0.1:{server.port}", f"udp://127.0.0.1:{udp.port}"):
+            meter = await open_session(url, framing="wrapper", timeout=2.0)
+            try:
+                before = sim.snapshot()
+                readings = await meter.read_registers([ENERGY, VOLTAGE, CURRENT])
+                after = sim.snapshot()
+                now = await meter.read_clock()
+                profile = await meter.read_profile("1-0:99.1.0", now - timedelta(hours=1), now)
+            finally:
+                await meter.close()
+            got = {r.key: r for r in readings}
+            assert before[ENERGY] <= got[ENERGY].value <= after[ENERGY], url
+            assert got[VOLTAGE].unit == "V" and got[CURRENT].unit == "A"
+            assert meter.meter_id == sim.model.logical_device_name
+            assert 3 <= len([r for r in profile if r.key == ENERGY]) <= 5
+    finally:
+        await server.close()
+        await udp.close()
