@@ -6,6 +6,7 @@ answers with the same ``DlmsServer`` as on its optical port.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import timedelta
 
@@ -36,12 +37,17 @@ from meterbridge.simulator.e450 import E450Simulator
 from meterbridge.simulator.e450_cosem import PROFILE_CAPTURE_OBJECTS, REGISTERS
 from meterbridge.simulator.e450_model import PROFILE_OBIS
 from meterbridge.simulator.e450_wrapper import MANAGEMENT_LOGICAL_DEVICE, WrapperSessions
+from meterbridge.simulator.faults import FaultConfig
 from meterbridge.transports import (
+    FrameRecord,
+    LoggedTransport,
     RealClock,
     TcpTransport,
     UdpTransport,
+    VirtualClock,
     open_tcp,
     open_udp,
+    pipe_pair,
     serve_tcp,
 )
 
@@ -261,3 +267,66 @@ def test_sessions_are_per_peer_and_client_and_expire() -> None:
     assert sessions.dropped == 1 and len(sessions) == 3
     assert sessions.handle(ask, peer="a", now=120.0) == WrapperFrame(1, 16, b"\x04x")  # idle > 60 s: new one
     assert made == [16, 16, 1, 16] and len(sessions) == 1
+
+
+def test_sessions_hold_at_most_max_associations_and_drop_the_idle_one() -> None:
+    made: list[int] = []
+
+    def new(client_sap: int):  # type: ignore[no-untyped-def]
+        made.append(client_sap)
+        n = len(made)
+        return lambda apdu: bytes((n,))
+
+    sessions = WrapperSessions(new, max_associations=2)
+    assert sessions.handle(WrapperFrame(16, 1, b""), now=0.0) == WrapperFrame(1, 16, b"\x01")
+    assert sessions.handle(WrapperFrame(32, 1, b""), now=1.0) == WrapperFrame(1, 32, b"\x02")
+    assert sessions.handle(WrapperFrame(16, 1, b""), now=2.0) == WrapperFrame(1, 16, b"\x01")  # used again
+    assert sessions.handle(WrapperFrame(48, 1, b""), now=3.0) == WrapperFrame(1, 48, b"\x03")  # 32 goes
+    assert len(sessions) == 2
+    assert sessions.handle(WrapperFrame(16, 1, b""), now=4.0) == WrapperFrame(1, 16, b"\x01")
+    assert sessions.handle(WrapperFrame(32, 1, b""), now=5.0) == WrapperFrame(1, 32, b"\x04")  # a new one
+
+
+def test_stream_input_byte_by_byte_and_pipelined_frames() -> None:
+    with VirtualClock() as clock:
+        meter_port, port = pipe_pair(clock=clock)
+        sim = E450Simulator(clock=clock, seed=4)
+        records: list[FrameRecord] = []
+
+        async def main() -> None:
+            task = asyncio.ensure_future(sim.serve_wrapper(LoggedTransport(meter_port, records.append)))
+            head = TcpHeadEnd(port)  # type: ignore[arg-type]
+            client = DlmsClient()
+            for byte in WrapperFrame(PUBLIC, METER, client.associate()).encode():
+                await port.write(bytes((byte,)))
+                await clock.sleep(0.001)
+            assert isinstance(client.receive((await head.frame()).data), Associated)
+            reads = [r.data for r in records if r.direction == "rx"]
+            assert len(reads) > 8 and all(len(r) == 1 for r in reads)  # the meter got it byte by byte
+            # two requests in one write: two answers, in order
+            first = GetRequestNormal(0xC1, ENERGY).encode()
+            second = GetRequestNormal(0xC2, NAME).encode()
+            await port.write(
+                WrapperFrame(PUBLIC, METER, first).encode() + WrapperFrame(PUBLIC, METER, second).encode()
+            )
+            answers = [decode_apdu((await head.frame()).data) for _ in range(2)]
+            assert [a.invoke_id & 0x0F for a in answers] == [1, 2]  # type: ignore[union-attr]
+            # trailing garbage (not a wrapper header): the meter hangs up
+            await port.write(b"\x7e\xa0\x07garbage")
+            await task
+            assert meter_port.closed
+
+        clock.run(main())
+
+
+async def test_udp_replies_go_through_the_configured_faults() -> None:
+    sim = _sim(faults=FaultConfig(mute_rate=1.0))  # a power line that loses every reply
+    async with await sim.serve_wrapper_udp("127.0.0.1", 0) as server:
+        port = await open_udp("127.0.0.1", server.port)
+        try:
+            await port.write(WrapperFrame(PUBLIC, METER, DlmsClient().associate()).encode())
+            with pytest.raises(TimeoutError):
+                await port.read_datagram(0.3)
+            assert server.sessions.answered == 1  # the meter answered; the line ate it
+        finally:
+            await port.close()

@@ -10,11 +10,12 @@ This module holds the parts that do not depend on the socket kind:
 
 * :class:`WrapperSessions` - sans-IO: a :class:`~meterbridge.protocols.dlms.wrapper.WrapperFrame`
   in, the reply frame (or ``None``) out. It keeps one association per (peer, client wPort,
-  server wPort) and answers each APDU with the association handler the simulator gives it
-  (the same ``DlmsServer`` as on the optical port: AARQ/AARE, GET normal / with-list /
-  with-block, SET, ACTION, RLRQ/RLRE). A frame for a logical device the meter does not have
-  is dropped, as IEC 62056-47 says; an association idle for ``inactivity`` seconds is
-  forgotten (UDP has no connection whose end would tell).
+  server wPort), at most ``max_associations`` of them (the one idle longest goes first), and
+  answers each APDU with the association handler the simulator gives it (the same
+  ``DlmsServer`` as on the optical port: AARQ/AARE, GET normal / with-list / with-block, SET,
+  ACTION, RLRQ/RLRE). A frame for a logical device the meter does not have is dropped, as
+  IEC 62056-47 says; an association idle for ``inactivity`` seconds is forgotten (UDP has no
+  connection whose end would tell).
 * :class:`WrapperUdpServer` - a UDP socket: each datagram is one frame, each reply one
   datagram to the sender. A datagram that is no valid wrapper frame is dropped (counted in
   ``malformed``). Replies go out through a :class:`~meterbridge.simulator.faults.FaultyTransport`
@@ -39,6 +40,7 @@ from meterbridge.transports import BufferedTransport, Clock, Transport
 
 __all__ = [
     "MANAGEMENT_LOGICAL_DEVICE",
+    "MAX_ASSOCIATIONS",
     "MAX_WRAPPER_APDU",
     "AssociationHandler",
     "WrapperSessions",
@@ -53,6 +55,8 @@ MAX_WRAPPER_APDU: Final = 2048
 connection that announces a longer one is closed."""
 
 _MAX_PEERS: Final = 256
+MAX_ASSOCIATIONS: Final = 16
+"""Associations a :class:`WrapperSessions` holds at once (per TCP connection, or for all UDP peers)."""
 
 AssociationHandler = Callable[[bytes], bytes]
 """One association's request APDU -> reply APDU (built by the simulator per client SAP)."""
@@ -67,10 +71,12 @@ class WrapperSessions:
         *,
         logical_devices: Collection[int] = (MANAGEMENT_LOGICAL_DEVICE,),
         inactivity: float | None = None,
+        max_associations: int = MAX_ASSOCIATIONS,
     ) -> None:
         self._new_association = new_association
         self.logical_devices = frozenset(logical_devices)
         self.inactivity = inactivity
+        self.max_associations = max_associations
         self._associations: dict[tuple[Hashable, int, int], tuple[AssociationHandler, float]] = {}
         self.answered = 0
         self.dropped = 0
@@ -86,9 +92,15 @@ class WrapperSessions:
             return None
         self._expire(now)
         key = (peer, frame.source, frame.destination)
-        found = self._associations.get(key)
-        handler = found[0] if found is not None else self._new_association(frame.source)
-        self._associations[key] = (handler, now)
+        found = self._associations.pop(key, None)
+        if found is None:
+            if len(self._associations) >= self.max_associations:
+                # a meter holds few associations: the one idle longest is dropped
+                del self._associations[next(iter(self._associations))]
+            handler = self._new_association(frame.source)
+        else:
+            handler = found[0]
+        self._associations[key] = (handler, now)  # re-inserted: the dict stays in order of last use
         self.answered += 1
         return WrapperFrame(frame.destination, frame.source, handler(frame.data))
 
@@ -96,7 +108,10 @@ class WrapperSessions:
         if self.inactivity is None:
             return
         limit = now - self.inactivity
-        for key in [k for k, (_, last) in self._associations.items() if last < limit]:
+        while self._associations:  # in order of last use: the idle ones are at the front
+            key, (_, last) = next(iter(self._associations.items()))
+            if last >= limit:
+                return
             del self._associations[key]
 
 
