@@ -195,11 +195,13 @@ class MeterPeer:
         if data:
             await port.write(data)
 
-    async def serve_hdlc(self, port: Transport, server_address: HdlcAddress | None = None) -> None:
+    async def serve_hdlc(
+        self, port: Transport, server_address: HdlcAddress | None = None, client: int = 16
+    ) -> None:
         """HDLC server role until the port closes."""
         link = HdlcConnection(
             Role.SERVER,
-            client_address=HdlcAddress.client(16),
+            client_address=HdlcAddress.client(client),
             server_address=server_address or HdlcAddress.server(1, 17),
             parameters=self.hdlc_parameters,
         )
@@ -472,7 +474,7 @@ async def test_single_get_refused() -> None:
 async def test_read_after_hand_over() -> None:
     peer = MeterPeer(password=b"00000000")
     client_end, meter_end = pipe_pair()
-    task = asyncio.create_task(peer.serve_hdlc(meter_end))
+    task = asyncio.create_task(peer.serve_hdlc(meter_end, client=1))  # LLS: the management client
     try:
         readings = await read_after_hand_over(
             client_end, ["1-0:1.8.0", "1-0:32.7.0"], password="00000000", timeout=0.5

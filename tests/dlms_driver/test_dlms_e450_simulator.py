@@ -67,6 +67,13 @@ async def test_mode_e_hand_over_to_the_dlms_client() -> None:
     assert sim.dlms_sessions == 1
 
 
+async def test_mode_e_with_a_password() -> None:
+    sim = simulator(dlms_password=b"secret12")
+    async with optical_port(sim) as reader:
+        readings = await read_mode_e(reader, [str(ENERGY)], password="secret12")
+    assert [(r.key, r.unit) for r in readings] == [(ENERGY, "Wh")]
+
+
 async def test_lls_client_and_load_profile_after_hand_over() -> None:
     sim = simulator(dlms_password=b"secret12")
     async with optical_port(sim) as reader:

@@ -30,6 +30,9 @@ Two links carry the APDUs; both pair a sans-IO codec with a ``meterbridge.transp
   1): capture objects, capture period, the scaler_unit of each register column, the buffer.
 * ``release()`` sends RLRQ; ``close()`` releases (best effort) and closes the link.
 
+After a ``DlmsTimeout`` or a malformed answer in the middle of a request the association's
+state is unknown: close the session and open a new one (the gateway's retry does that).
+
 Errors: ``DlmsTimeout`` (a ``TransportError`` and ``TimeoutError``) when the meter stays silent;
 ``AssociationRefused``, ``ServiceError`` (an exception-response) and ``AccessDenied`` (a
 Data-Access-Result other than success for a single GET), all ``ProtocolError`` s with
@@ -700,7 +703,7 @@ async def read_after_hand_over(
     obis: Sequence[ObisCode | str],
     *,
     pending: bytes = b"",
-    client: int = 16,
+    client: int | None = None,
     server: HdlcAddress | None = None,
     authentication: Authentication = None,
     password: bytes | str | None = None,
@@ -711,12 +714,16 @@ async def read_after_hand_over(
     """After an IEC 62056-21 mode E hand-over: HDLC on ``transport``, read ``obis``, release, DISC.
 
     ``pending`` are bytes the optical driver already received after the acknowledgement.
-    ``password`` is a shorthand for LLS authentication.
+    ``password`` is a shorthand for LLS authentication. ``client`` defaults to 16 (the public
+    client, no authentication) and, with a password or other authentication, to 1 (the
+    management client): the public client never authenticates.
     """
     if password is not None and authentication is None:
         from meterbridge.protocols.dlms.association import Lls
 
         authentication = Lls(password.encode("ascii") if isinstance(password, str) else password)
+    if client is None:
+        client = 16 if authentication is None else 1
     link = HdlcLink(
         transport, client=client, server=server, timeout=timeout, retries=retries, pending=pending
     )
