@@ -22,7 +22,6 @@ from meterbridge.drivers.dlms_client import (
     AssociationRefused,
     DlmsSession,
     DlmsTimeout,
-    Failure,
     HdlcLink,
     ServiceError,
     WrapperLink,
@@ -453,15 +452,17 @@ async def test_hls_gmac_ciphered_association() -> None:
 
 async def test_missing_objects_are_failures_and_data_objects_fall_back_to_class_1() -> None:
     unknown = ObisCode.parse("1-0:99.99.99")
-    async with hdlc_over_pipe(MeterPeer()) as link, DlmsSession(link) as meter:
-        readings = await meter.read_registers([ENERGY, unknown, SERIAL])
+    peer = MeterPeer()
+    del peer.model.values[(ClassId.REGISTER, POWER, 3)]  # a register whose scaler_unit cannot be read
+    async with hdlc_over_pipe(peer) as link, DlmsSession(link) as meter:
+        readings = await meter.read_registers([SERIAL, ENERGY, unknown, POWER])
         failures = meter.failures
     assert [(r.key, r.value, r.unit) for r in readings] == [
+        (SERIAL, "30653520967", None),  # Data (class 1), in the order asked
         (ENERGY, 482939, "Wh"),
-        (SERIAL, "30653520967", None),
     ]
-    assert failures == [Failure(unknown, 2, failures[0].reason)]
-    assert "undefined" in failures[0].reason
+    assert [(f.obis, f.attribute) for f in failures] == [(POWER, 3), (unknown, 2)]
+    assert all("undefined" in f.reason for f in failures)
 
 
 async def test_single_get_refused() -> None:

@@ -285,7 +285,7 @@ class HdlcLink:
 
     async def close(self) -> None:
         """DISC until UA or DM; a silent meter is given up on after the retries."""
-        if self.hdlc.state in (LinkState.NDM,):
+        if self.hdlc.state is LinkState.NDM:
             return
         for _attempt in range(self.retries + 1):
             self.hdlc.disconnect()
@@ -566,11 +566,12 @@ class DlmsSession:
                 continue
             unit = ScalerUnit.from_data(scaler) if scaler is not None else None
             readings.append(register_reading(meter_id, code, value, unit, received))
-        if retry_as_data:
-            found = await self.read_registers(retry_as_data, class_id=ClassId.DATA)
-            failures = self.failures
-            readings += found
-            self.failures = failures
+        if retry_as_data:  # not Registers: read them as Data (class 1, no scaler)
+            first_failures = self.failures
+            readings += await self.read_registers(retry_as_data, class_id=ClassId.DATA)
+            self.failures = first_failures + self.failures
+            order = {code: i for i, code in enumerate(obis)}
+            readings.sort(key=lambda r: order[r.key] if isinstance(r.key, ObisCode) else 0)
         return readings
 
     async def read_clock(self) -> datetime:
