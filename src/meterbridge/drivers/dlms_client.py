@@ -438,7 +438,7 @@ class DlmsSession:
         self.associated = event
         if self.meter_id is None:
             try:
-                name = value_text(await self.get(AttributeDescriptor(ClassId.DATA, LOGICAL_DEVICE_NAME, 2)))
+                name = _value_text(await self.get(AttributeDescriptor(ClassId.DATA, LOGICAL_DEVICE_NAME, 2)))
             except (AccessDenied, ServiceError):
                 name = None
             self.meter_id = name or self.link.name
@@ -630,7 +630,7 @@ _NOT_THIS_CLASS = frozenset(
 )
 
 
-def value_text(data: Data) -> str | None:
+def _value_text(data: Data) -> str | None:
     """A logical device name or serial number as text (``None`` when it is not text)."""
     value = data.value
     if isinstance(value, bytes):
