@@ -219,6 +219,25 @@ def test_daylight_saving_type_k_record() -> None:
     assert record.to_dict()["value"] == {"begin": "29.03 02:00", "end": "25.10", "deviation_hours": 1}
 
 
+def test_real32_nan_is_no_value() -> None:
+    wire = bytes((0x05, 0x2B)) + dt.encode_real32(float("nan"))
+    (record,), _, _ = decode_records(wire, 0, len(wire))
+    assert record.value is None and record.raw != record.raw
+
+
+def test_header_memo_gives_the_same_records() -> None:
+    from meterbridge.protocols.mbus import records as records_module
+
+    frame = encode_variable_response(
+        1,
+        [RecordSpec(4, 0x7D, 2301, vife=(0x48,), subunit=1), RecordSpec(0x84, 0x03, 5, tariff=2, storage=3)],
+    )
+    records_module._HEADER_CACHE.clear()
+    cold = decode_telegram(frame.encode())
+    warm = decode_telegram(frame.encode())
+    assert cold == warm and len(records_module._HEADER_CACHE) == 2
+
+
 def test_on_time_hours_are_seconds() -> None:
     wire = encode_record(RecordSpec(2, 0x22, 985))
     (record,), _, _ = decode_records(wire, 0, len(wire))

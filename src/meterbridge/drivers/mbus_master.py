@@ -462,7 +462,9 @@ class MBusMaster:
             address = await self._address_of(target)
             reset = ApplicationReset(address)
         answer = await self._request_ack(reset)
-        if answer.outcome is not Outcome.ACK:
+        if answer.outcome is Outcome.NONE and not isinstance(target, int):
+            pass  # a selected slave without application reset: it still answers REQ_UD2 to 253
+        elif answer.outcome is not Outcome.ACK:
             raise MBusReadError(
                 f"{_label(target)}: no acknowledgement of {type(reset).__name__} ({answer.outcome.value})"
             )

@@ -12,7 +12,8 @@ bytes; ``decode_records(encode_record(spec))`` gives the same record back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -245,18 +246,24 @@ def decode_records(
         raise
 
 
+_HeaderPlan = tuple[
+    int, str, str, int, int, int, VifInfo, tuple[VifeInfo, ...], tuple[int, ...], int, tuple[int, ...], int
+]
+# Header bytes (DIF .. last VIFE) -> what they decide. A pure memo of _decode_header for
+# headers that decoded without error (a telegram repeats the same few headers every
+# readout); bounded, and the same input always gives the same plan.
+_HEADER_CACHE: dict[bytes, _HeaderPlan] = {}
+_HEADER_CACHE_MAX: Final = 4096
+
+
 def _decode_records(
     buffer: bytes, start: int, end: int, msb_first: bool, base: int
 ) -> tuple[tuple[DataRecord, ...], bytes, bool]:
     records: list[DataRecord] = []
     append = records.append
     new = tuple.__new__
-    primary = PRIMARY_VIF
-    ortho = _ORTHO
-    data_len = _DATA_LEN
-    data_kind = _DATA_KIND
-    functions = FUNCTION
     simple = _SIMPLE
+    cache = _HEADER_CACHE
     difes: tuple[int, ...]
     vifes: tuple[int, ...]
     extensions: tuple[VifeInfo, ...]
@@ -280,161 +287,86 @@ def _decode_records(
             extensions = ()
             text_unit = None
         else:
-            dif = buffer[pos]
-            pos += 1
-            low = dif & 0x0F
-            if low == 0x0F:
-                if dif == 0x2F:  # idle filler
-                    continue
-                if dif in {15, 31}:
-                    manufacturer = buffer[pos:end]
-                    more = dif == 0x1F
-                    function = "more_records_follow" if more else "manufacturer_specific"
-                    append(
-                        new(
-                            DataRecord,
-                            (
-                                index,
-                                offset + base,
-                                dif,
-                                (),
-                                None,
-                                (),
-                                manufacturer,
-                                function,
-                                0,
-                                0,
-                                0,
-                                _MANUFACTURER_VIF,
-                                (),
-                                None,
-                                manufacturer,
-                                manufacturer,
-                            ),
-                        )
-                    )
-                    pos = end
-                    break
-                if dif == 0x7F:  # global readout request (master to slave): no VIF, no data
-                    append(
-                        new(
-                            DataRecord,
-                            (
-                                index,
-                                offset + base,
-                                dif,
-                                (),
-                                None,
-                                (),
-                                b"",
-                                "global_readout",
-                                0,
-                                0,
-                                0,
-                                _NO_VIF,
-                                (),
-                                None,
-                                None,
-                                None,
-                            ),
-                        )
-                    )
-                    index += 1
-                    continue
-                raise UnsupportedError(
-                    f"reserved special function DIF 0x{dif:02X}", offset=offset, layer=LAYER
-                )
-            storage = (dif >> 6) & 1
-            tariff = 0
-            subunit = 0
-            difes = ()
-            if dif & 0x80:
-                chain = []
-                shift = 0
+            # a header seen before (DIFEs, VIFEs, FB/FD): find its end, look it up
+            hit = None
+            if dif & 0x0F != 0x0F:
+                p = pos + 1
                 byte = dif
-                while byte & 0x80:
-                    if shift == MAX_DIFE:
-                        raise FramingError(f"more than {MAX_DIFE} DIFEs", offset=pos, layer=LAYER)
-                    if pos >= end:
-                        raise _premature("DIFE", pos)
-                    byte = buffer[pos]
-                    pos += 1
-                    chain.append(byte)
-                    storage |= (byte & 0x0F) << (1 + 4 * shift)
-                    tariff |= ((byte >> 4) & 0x03) << (2 * shift)
-                    subunit |= ((byte >> 6) & 0x01) << shift
-                    shift += 1
-                difes = tuple(chain)
-            if pos >= end:
-                raise _premature("VIF", pos)
-            vif = buffer[pos]
-            pos += 1
-            code = vif & 0x7F
-            text_unit = None
-            if code == 0x7C:
-                if pos >= end:
-                    raise _premature("length of plain-text VIF", pos)
-                length = buffer[pos]
-                pos += 1
-                if length > MAX_TEXT_VIF:
-                    raise FramingError(
-                        f"plain-text VIF of {length} characters (at most {MAX_TEXT_VIF})",
-                        offset=pos - 1,
-                        layer=LAYER,
-                    )
-                if pos + length > end:
-                    raise _premature(f"{length} characters of plain-text VIF", pos)
-                text_unit = buffer[pos : pos + length][::-1].decode("latin-1")
-                pos += length
-            vifes = ()
-            extensions = ()
-            extra = 0
-            if vif & 0x80:
-                chain = []
-                byte = vif
-                while byte & 0x80:
-                    if len(chain) == MAX_VIFE:
-                        raise FramingError(f"more than {MAX_VIFE} VIFEs", offset=pos, layer=LAYER)
-                    if pos >= end:
-                        raise _premature("VIFE", pos)
-                    byte = buffer[pos]
-                    pos += 1
-                    chain.append(byte)
-                vifes = tuple(chain)
-                # 0x7B / 0x7D without the extension bit announce a table but give no code: the
-                # value stays unscaled under quantity "unknown" (see tables.PRIMARY_VIF)
-                if code == 0x7D:
-                    info = FD_VIF[chain[0] & 0x7F]
-                    ext = chain[1:]
-                elif code == 0x7B:
-                    info = FB_VIF[chain[0] & 0x7F]
-                    ext = chain[1:]
-                else:
-                    info = primary[code]
-                    ext = chain if code != 0x7F else []
-                if ext:
-                    found = []
-                    for byte in ext:
-                        e = ortho[byte & 0x7F]
-                        found.append(e)
-                        extra += e.exponent
-                        if byte & 0x7F == 0x7F:  # the rest is manufacturer specific
-                            break
-                    extensions = tuple(found)
+                while byte & 0x80 and p < end:
+                    byte = buffer[p]
+                    p += 1
+                if not byte & 0x80 and p < end:
+                    vif = buffer[p]
+                    p += 1
+                    if vif & 0x7F != 0x7C:
+                        byte = vif
+                        while byte & 0x80 and p < end:
+                            byte = buffer[p]
+                            p += 1
+                        if not byte & 0x80:
+                            hit = cache.get(buffer[pos:p])
+            if hit is not None:
+                (
+                    length,
+                    kind,
+                    function,
+                    storage,
+                    tariff,
+                    subunit,
+                    info,
+                    extensions,
+                    difes,
+                    vif,
+                    vifes,
+                    extra,
+                ) = hit
+                pos = p
+                text_unit = None
             else:
-                info = primary[code]
-            if text_unit is not None:
-                info = _PLAIN_TEXT
-            length = data_len[low]
-            kind = data_kind[low]
-            if length < 0:
-                if pos >= end:
-                    raise _premature("LVAR", pos)
-                length, kind = _lvar(buffer[pos], pos)
-                pos += 1
-                if not length and (kind == "bcd" or kind == "negbcd"):  # noqa: PLR1714
-                    kind = "none"  # LVAR C0 / D0: a number of no digits
-            function = functions[(dif >> 4) & 3]
+                header = _decode_header(buffer, pos, end, base, index, append)
+                if header is None:  # a special-function DIF (filler, manufacturer data)
+                    if dif == 0x2F:
+                        pos += 1
+                        continue
+                    if dif == 0x7F:
+                        pos += 1
+                        index += 1
+                        continue
+                    manufacturer = buffer[pos + 1 : end]
+                    more = dif == 0x1F
+                    break
+                (
+                    (
+                        length,
+                        kind,
+                        function,
+                        storage,
+                        tariff,
+                        subunit,
+                        info,
+                        extensions,
+                        difes,
+                        vif,
+                        vifes,
+                        extra,
+                    ),
+                    (
+                        text_unit,
+                        header_end,
+                    ),
+                ) = header
+                if text_unit is None:
+                    if len(cache) >= _HEADER_CACHE_MAX:
+                        cache.clear()
+                    cache[buffer[pos:header_end]] = header[0]
+                pos = header_end
+        if length < 0:
+            if pos >= end:
+                raise _premature("LVAR", pos)
+            length, kind = _lvar(buffer[pos], pos)
+            pos += 1
+            if not length and (kind == "bcd" or kind == "negbcd"):  # noqa: PLR1714
+                kind = "none"  # LVAR C0 / D0: a number of no digits
         if pos + length > end:
             raise FramingError(
                 f"premature end of data: expected {length} data bytes, {end - pos} left",
@@ -467,8 +399,10 @@ def _decode_records(
             else:  # identification numbers and bit fields
                 raw = value = from_bytes(field, "little")
         elif kind == "bcd":
-            digits = (data if msb_first else data[::-1]).hex()
-            raw = int(digits) if digits.isdigit() else decode_bcd(data[::-1] if msb_first else data)
+            try:
+                raw = int((data if msb_first else data[::-1]).hex())
+            except ValueError:  # a sign nibble F or digits A..F
+                raw = decode_bcd(data[::-1] if msb_first else data)
             if ikind in {"date", "datetime"} or type(raw) is str:
                 value = raw
             elif extra:
@@ -477,7 +411,10 @@ def _decode_records(
                 value = raw if info.unscaled else raw * info.scale  # type: ignore[operator]  # raw is int here
         elif kind == "real":
             raw = dt.decode_real32(data[::-1] if msb_first else data)
-            value = _scale_slow(raw, info, extra) if ikind == "number" else raw
+            if not math.isfinite(raw):
+                value = None  # NaN / infinity: the meter has no number to give
+            else:
+                value = _scale_slow(raw, info, extra) if ikind == "number" else raw
         elif kind == "none":
             raw = value = None
         elif kind == "text":
@@ -491,28 +428,148 @@ def _decode_records(
         append(
             new(
                 DataRecord,
-                (
-                    index,
-                    offset + base,
-                    dif,
-                    difes,
-                    vif,
-                    vifes,
-                    data,
-                    function,
-                    storage,
-                    tariff,
-                    subunit,
-                    info,
-                    extensions,
-                    text_unit,
-                    raw,
-                    value,
-                ),
+                (index, offset + base, dif, difes, vif, vifes, data, function, storage, tariff, subunit,
+                 info, extensions, text_unit, raw, value),
             )
-        )
+        )  # fmt: skip
         index += 1
     return tuple(records), manufacturer, more
+
+
+def _decode_header(
+    buffer: bytes,
+    pos: int,
+    end: int,
+    base: int,
+    index: int,
+    append: Callable[[DataRecord], None],
+) -> tuple[_HeaderPlan, tuple[str | None, int]] | None:
+    """Decode one record header (DIF, DIFEs, VIF, plain text, VIFEs) the long way.
+
+    Returns ``(plan, (text_unit, end_of_header))``, or None after appending the record of
+    a special-function DIF (0x0F / 0x1F manufacturer data, 0x7F global readout) or for
+    the idle filler 0x2F.
+    """
+    offset = pos
+    dif = buffer[pos]
+    pos += 1
+    low = dif & 0x0F
+    if low == 0x0F:
+        if dif == 0x2F:  # idle filler
+            return None
+        if dif == 0x0F or dif == 0x1F:  # noqa: PLR1714
+            manufacturer = buffer[pos:end]
+            function = "more_records_follow" if dif == 0x1F else "manufacturer_specific"
+            append(
+                tuple.__new__(
+                    DataRecord,
+                    (index, offset + base, dif, (), None, (), manufacturer, function, 0, 0, 0,
+                     _MANUFACTURER_VIF, (), None, manufacturer, manufacturer),
+                )
+            )  # fmt: skip
+            return None
+        if dif == 0x7F:  # global readout request (master to slave): no VIF, no data
+            append(
+                tuple.__new__(
+                    DataRecord,
+                    (index, offset + base, dif, (), None, (), b"", "global_readout", 0, 0, 0,
+                     _NO_VIF, (), None, None, None),
+                )
+            )  # fmt: skip
+            return None
+        raise UnsupportedError(f"reserved special function DIF 0x{dif:02X}", offset=offset, layer=LAYER)
+    storage = (dif >> 6) & 1
+    tariff = 0
+    subunit = 0
+    difes: tuple[int, ...] = ()
+    if dif & 0x80:
+        chain = []
+        shift = 0
+        byte = dif
+        while byte & 0x80:
+            if shift == MAX_DIFE:
+                raise FramingError(f"more than {MAX_DIFE} DIFEs", offset=pos, layer=LAYER)
+            if pos >= end:
+                raise _premature("DIFE", pos)
+            byte = buffer[pos]
+            pos += 1
+            chain.append(byte)
+            storage |= (byte & 0x0F) << (1 + 4 * shift)
+            tariff |= ((byte >> 4) & 0x03) << (2 * shift)
+            subunit |= ((byte >> 6) & 0x01) << shift
+            shift += 1
+        difes = tuple(chain)
+    if pos >= end:
+        raise _premature("VIF", pos)
+    vif = buffer[pos]
+    pos += 1
+    code = vif & 0x7F
+    text_unit: str | None = None
+    if code == 0x7C:
+        if pos >= end:
+            raise _premature("length of plain-text VIF", pos)
+        length = buffer[pos]
+        pos += 1
+        if length > MAX_TEXT_VIF:
+            raise FramingError(
+                f"plain-text VIF of {length} characters (at most {MAX_TEXT_VIF})", offset=pos - 1, layer=LAYER
+            )
+        if pos + length > end:
+            raise _premature(f"{length} characters of plain-text VIF", pos)
+        text_unit = buffer[pos : pos + length][::-1].decode("latin-1")
+        pos += length
+    vifes: tuple[int, ...] = ()
+    extensions: tuple[VifeInfo, ...] = ()
+    extra = 0
+    info = PRIMARY_VIF[code]
+    if vif & 0x80:
+        chain = []
+        byte = vif
+        while byte & 0x80:
+            if len(chain) == MAX_VIFE:
+                raise FramingError(f"more than {MAX_VIFE} VIFEs", offset=pos, layer=LAYER)
+            if pos >= end:
+                raise _premature("VIFE", pos)
+            byte = buffer[pos]
+            pos += 1
+            chain.append(byte)
+        vifes = tuple(chain)
+        # 0x7B / 0x7D without the extension bit announce a table but give no code: the
+        # value stays unscaled under quantity "unknown" (see tables.PRIMARY_VIF)
+        if code == 0x7D:
+            info = FD_VIF[chain[0] & 0x7F]
+            ext = chain[1:]
+        elif code == 0x7B:
+            info = FB_VIF[chain[0] & 0x7F]
+            ext = chain[1:]
+        else:
+            ext = chain if code != 0x7F else []
+        if ext:
+            found = []
+            for byte in ext:
+                e = _ORTHO[byte & 0x7F]
+                found.append(e)
+                extra += e.exponent
+                if byte & 0x7F == 0x7F:  # the rest is manufacturer specific
+                    break
+            extensions = tuple(found)
+    if text_unit is not None:
+        info = _PLAIN_TEXT
+    plan: _HeaderPlan = (
+        _DATA_LEN[low],
+        _DATA_KIND[low],
+        FUNCTION[(dif >> 4) & 3],
+        storage,
+        tariff,
+        subunit,
+        info,
+        extensions,
+        difes,
+        vif,
+        vifes,
+        extra,
+    )
+    return plan, (text_unit, pos)
 
 
 def _decode_time(field: bytes) -> RecordValue:
