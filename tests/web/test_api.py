@@ -383,3 +383,22 @@ async def test_json_never_carries_nan(app: Any, known: Any) -> None:
     body = json.loads((await get(app, "/api/meters/e450")).text)
     weird = next(q for q in body["quantities"] if q["key"] == "weird/nan")
     assert weird["value"] is None and weird["text"] == "nan"
+
+
+async def test_consumption_of_one_counter(app: Any, known: Any) -> None:
+    detail = (await get(app, "/api/meters/heat-7")).json()
+    assert detail["tariffs"] == {} and detail["consumption_key"] == HEAT_KEY
+    assert (await get(app, "/api/meters/e450")).json()["consumption_key"] is None
+    body = (
+        await get(app, f"/api/meters/heat-7/energy?key={HEAT_KEY}&start=2026-03-02&end=2026-03-03")
+    ).json()
+    assert body["keys"] == {"total": HEAT_KEY} and body["unit"] == "kWh"
+    rows = known.rows("heat-7", HEAT_KEY)
+    for b in body["buckets"]:
+        start = datetime.fromisoformat(b["label"]).replace(tzinfo=UTC)
+        e = expected_energy(rows, start, start + timedelta(days=1))
+        assert b["total_text"] == str(e) and e is not None and e > 0
+    assert (await get(app, f"/api/meters/e450/energy?key={VOLTAGE}")).status_code == 400  # not a counter
+    assert (await get(app, "/api/meters/e450/energy?key=nope")).status_code == 404
+    page = (await get(app, "/meters/heat-7")).text
+    assert "Consumption per day" in page and f'data-key="{HEAT_KEY}"' in page

@@ -214,3 +214,18 @@ def test_sse_stream_over_http(served: Any) -> None:
                 meters.add(line[6:].split('"id":"', 1)[1].split('"', 1)[0])
             if meters == {"e450", "heat-7"}:
                 break
+
+
+def test_heat_meter_shows_consumption_bars(served: Any, browser_page: Any, screenshots: Path) -> None:
+    page = browser_page
+    problems = watch_console(page)
+    page.goto(served.url + "/meters/heat-7")
+    page.wait_for_function("() => window.meterbridge.charts['energy-day'] !== undefined")
+    bars = page.evaluate("window.meterbridge.charts['energy-day'].data")
+    values = [v for v in bars[1] if v is not None]
+    assert len(values) >= 9 and all(v >= 0 for v in values) and sum(values) > 0
+    assert page.locator('section.energy[data-period="day"] .unit-head').text_content() == "Consumption (kWh)"
+    page.locator('section.energy[data-period="day"]').screenshot(
+        path=str(screenshots / "heat-consumption.png")
+    )
+    assert not problems, problems

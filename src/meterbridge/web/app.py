@@ -329,6 +329,7 @@ def create_app(
             q.get("end"),
             q.get("register", "1.8"),
             q.get("tz"),
+            q.get("key") or None,
         )
         return _json(data)
 

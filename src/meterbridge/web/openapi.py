@@ -193,6 +193,7 @@ OPERATIONS: Final[list[tuple[str, str, list[dict[str, Any]], str, dict[str, Any]
             active_events={"type": "array", "items": {"type": "object"}},
             quantities={"type": "array", "items": _ref("Value")},
             tariffs={"type": "object", "additionalProperties": _STR},
+            consumption_key={"type": ["string", "null"]},
         ),
     ),
     (
@@ -242,6 +243,7 @@ OPERATIONS: Final[list[tuple[str, str, list[dict[str, Any]], str, dict[str, Any]
             _q("end", "last day YYYY-MM-DD (default today)", {"type": "string", "format": "date"}),
             _q("register", "1.8 import (default) or 2.8 export", {"enum": ["1.8", "2.8"]}),
             _q("tz", "IANA time zone of the day boundaries (default the gateway's)", _STR),
+            _q("key", "one counter instead of the tariff registers (e.g. a heat meter's energy)", _STR),
         ],
         "application/json",
         _ref("Energy"),

@@ -328,6 +328,7 @@ def meter_detail(ctx: WebContext, meter_id: str) -> dict[str, Any]:
             }
         )
     tariffs = tariff_keys(list(latest))
+    counters = [q["key"] for q in quantities if q["counter"] and q["numeric"]]
     return {
         "meter": _inventory(meter),
         "state": state,
@@ -335,6 +336,8 @@ def meter_detail(ctx: WebContext, meter_id: str) -> dict[str, Any]:
         "active_events": active,
         "quantities": quantities,
         "tariffs": tariffs,
+        # without tariff registers the consumption bars show the first counter (heat, water, gas meters)
+        "consumption_key": None if tariffs else (counters[0] if counters else None),
     }
 
 
@@ -466,11 +469,13 @@ def energy_view(
     end: str | None,
     register: str,
     tz_name: str | None,
+    key: str | None = None,
 ) -> dict[str, Any]:
-    """Energy per local day or month, per tariff, from the counters' differences at the boundaries."""
+    """Energy per local day or month, per tariff, from the counters' differences at the boundaries; with
+    ``key``, the consumption of that one counter (a heat, water or gas meter's register) instead."""
     if period not in ("day", "month"):
         raise BadRequest(f"period must be 'day' or 'month', got {period!r}")
-    if register not in ("1.8", "2.8"):
+    if key is None and register not in ("1.8", "2.8"):
         raise BadRequest(f"register must be '1.8' (import) or '2.8' (export), got {register!r}")
     zone = _zone(tz_name, ctx)
     _find_meter(ctx, meter_id)
@@ -486,15 +491,22 @@ def energy_view(
     buckets = period_boundaries(start_day, end_day, period, zone)  # type: ignore[arg-type]
     if len(buckets) > limit:
         raise BadRequest(f"at most {limit} {period}s per request, asked for {len(buckets)}")
-    keys = tariff_keys(ctx.history.keys(meter_id), register)  # type: ignore[arg-type]
-    roles = {r: k for r, k in keys.items() if r in ("t1", "t2")} or keys
+    if key is not None:
+        if key not in ctx.history.keys(meter_id):
+            raise NotFound(f"meter {meter_id!r} has no register {key!r}")
+        if not _is_counter(key):
+            raise BadRequest(f"{key!r} is not a counter: its differences are not a consumption")
+        roles = {"total": key}
+    else:
+        keys = tariff_keys(ctx.history.keys(meter_id), register)  # type: ignore[arg-type]
+        roles = {r: k for r, k in keys.items() if r in ("t1", "t2")} or keys
     report = ctx.history.energy(meter_id, roles, buckets, period=period, tz=zone.key)
     rows = []
     for bucket in report.buckets:
         row: dict[str, Any] = {"label": bucket.label, "start": bucket.start_ms, "end": bucket.end_ms}
         total: Decimal | None = Decimal(0)
-        for role, key in roles.items():
-            diff = bucket.by_key[key]
+        for role, role_key in roles.items():
+            diff = bucket.by_key[role_key]
             row[role] = None if diff is None else float(diff)
             row[role + "_text"] = None if diff is None else str(diff)
             total = None if diff is None or total is None else total + diff

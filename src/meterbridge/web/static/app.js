@@ -245,25 +245,35 @@
 
   /* ------------------------------------------------------------------ energy bars */
 
-  function kwh(wh, unit) {
-    if (wh === null || wh === undefined) return null;
-    return unit === "kWh" ? wh : unit === "MWh" ? wh * 1000 : wh / 1000;
+  var ENERGY_UNITS = { Wh: 1e-3, kWh: 1, MWh: 1e3 };
+
+  function scaled(value, unit) {
+    if (value === null || value === undefined) return null;
+    return unit in ENERGY_UNITS ? value * ENERGY_UNITS[unit] : value;
   }
 
   function loadEnergy(cfg, sec) {
     var period = sec.getAttribute("data-period");
-    var url = "/api/meters/" + encodeURIComponent(cfg.meter_id) + "/energy?period=" + period;
+    var key = sec.getAttribute("data-key");
+    var url = "/api/meters/" + encodeURIComponent(cfg.meter_id) + "/energy?period=" + period +
+      (key ? "&key=" + encodeURIComponent(key) : "");
     var tbody = sec.querySelector("tbody");
     getJSON(url).then(function (e) {
       MB.energy[period] = e;
+      var shown = e.unit in ENERGY_UNITS ? "kWh" : (e.unit || "");
+      var head = sec.querySelector(".unit-head");
+      if (head) head.textContent = "Consumption" + (shown ? " (" + shown + ")" : "");
+      var split = "t1" in e.keys;
       tbody.textContent = "";
       var xs = [], t1 = [], tot = [];
       e.buckets.forEach(function (b) {
         var row = el("tr", { "data-label": b.label });
         row.appendChild(el("th", { scope: "row" }, b.label));
-        var a = kwh(b.t1, e.unit), c = kwh(b.t2, e.unit), t = kwh(b.total, e.unit);
-        row.appendChild(el("td", { "data-role": "t1" }, a === null ? "–" : fmt(a, 3)));
-        row.appendChild(el("td", { "data-role": "t2" }, c === null ? "–" : fmt(c, 3)));
+        var a = scaled(b.t1, e.unit), c = scaled(b.t2, e.unit), t = scaled(b.total, e.unit);
+        if (split) {
+          row.appendChild(el("td", { "data-role": "t1" }, a === null ? "–" : fmt(a, 3)));
+          row.appendChild(el("td", { "data-role": "t2" }, c === null ? "–" : fmt(c, 3)));
+        }
         row.appendChild(el("td", { "data-role": "total" }, t === null ? "–" : fmt(t, 3)));
         tbody.appendChild(row);
         xs.push(b.start / 1000); t1.push(a); tot.push(t);
@@ -272,9 +282,11 @@
       var chart = sec.querySelector(".chart");
       chart.textContent = "";
       var bars = uPlot.paths.bars({ size: [0.7, 80], align: 1 });
-      var split = "t1" in e.keys;
-      var series = [{}, { label: split ? "T1 + T2 (kWh)" : "Total (kWh)", fill: split ? "#f4a77a" : "#7aa3cc",
-        stroke: split ? "#c2410c" : "#0b5cad", paths: bars, points: { show: false } }];
+      var last = e.buckets[e.buckets.length - 1];
+      var lastWidth = last ? (last.end - last.start) / 1000 : 86400;
+      var series = [{}, { label: split ? "T1 + T2 (kWh)" : "Total" + (shown ? " (" + shown + ")" : ""),
+        fill: split ? "#f4a77a" : "#7aa3cc", stroke: split ? "#c2410c" : "#0b5cad", paths: bars,
+        points: { show: false } }];
       var data = [xs, tot];
       if (split) {
         series.push({ label: "T1 (kWh)", fill: "#7aa3cc", stroke: "#0b5cad", paths: bars, points: { show: false } });
@@ -282,8 +294,12 @@
       }
       var u = new uPlot({
         width: chartWidth(chart), height: 240, series: series,
-        scales: { x: { time: true }, y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } } },
-        axes: [{}, { size: 60, label: "kWh" }],
+        scales: {
+          // each bar starts at its bucket's start: the scale ends with the last bucket's end
+          x: { time: true, range: function (u, lo, hi) { return [lo, hi + lastWidth]; } },
+          y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } },
+        },
+        axes: [{}, { size: 60, label: shown || undefined }],
       }, data, chart);
       MB.charts["energy-" + period] = u;
     }, function (err) {
