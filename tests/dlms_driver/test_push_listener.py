@@ -25,6 +25,8 @@ from meterbridge.protocols.hdlc import HdlcFrame
 from meterbridge.readings import Quality, Reading
 from meterbridge.transports import (
     MBUS_2400,
+    LoggedTransport,
+    ReopeningTransport,
     Transport,
     open_pty_pair,
     open_serial,
@@ -214,6 +216,38 @@ async def test_mbus_framed_encrypted_push() -> None:
     assert [p.invocation_counter for p in pushes] == [9, 10]
     for push in pushes:
         check_push(list(push.readings), quality=Quality.UNAUTHENTICATED)
+
+
+async def test_a_port_that_vanishes_and_comes_back() -> None:
+    meter_ends: asyncio.Queue[Transport] = asyncio.Queue()
+
+    async def opener() -> Transport:
+        client_end, meter_end = pipe_pair()
+        await meter_ends.put(meter_end)
+        return client_end
+
+    port = await ReopeningTransport(opener, name="cii", initial_delay=0.01, max_delay=0.05).start()
+    logged = LoggedTransport(port, lambda record: None)  # found through wrappers too
+    listener = PushListener(logged, formats=CURRENTS)
+    got: list[PushReadings] = []
+
+    async def run() -> None:
+        async for event in listener.pushes():
+            if isinstance(event, PushReadings):
+                got.append(event)
+                if len(got) == 2:
+                    await port.close()
+
+    task = asyncio.create_task(run())
+    first = await meter_ends.get()
+    await first.write(WIRE + FRAMES[0][:40])  # unplugged in the middle of the next push
+    await first.close()
+    second = await asyncio.wait_for(meter_ends.get(), 5)
+    await second.write(WIRE)
+    await asyncio.wait_for(task, 5)
+    assert listener.reopens == 1
+    for push in got:
+        check_push(list(push.readings))
 
 
 async def test_idle_timeout() -> None:

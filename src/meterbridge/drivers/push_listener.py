@@ -15,8 +15,10 @@ codes with the configured scalers::
 
 Garbage, broken frames, wrong keys and replays do not stop it: each becomes a ``PushError``
 (``pushes()`` yields it; ``readings()`` hands it to ``on_error`` and counts it in
-``errors``) and the listener goes on with the next push. It ends when the transport closes;
-with ``idle_timeout`` a silent line raises ``TransportTimeout`` after that many seconds.
+``errors``) and the listener goes on with the next push. It ends when the transport closes
+(a ``ReopeningTransport``, e.g. a ``?reopen=1`` URL, is waited for instead: a USB adapter that
+comes back is read again); with ``idle_timeout`` a silent line raises ``TransportTimeout``
+after that many seconds.
 
 ``listen(url, ...)`` opens a transport URL at the CII's line settings (2400 baud 8E1) first.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, tzinfo
-from typing import Literal
+from typing import Literal, Protocol
 
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.push import PushDecoder, PushError, PushEvent, PushReadings, RegisterFormat
@@ -70,6 +72,8 @@ class PushListener:
         self.idle_timeout = idle_timeout
         self.on_error = on_error
         self.pushes_read = 0
+        self.reopens = 0
+        """Times the port vanished and came back (``?reopen=1`` URLs, ``ReopeningTransport``)."""
         self.error_count = 0
         self.errors: deque[PushError] = deque(maxlen=keep_errors)
         """The most recent errors (``error_count`` counts them all)."""
@@ -80,11 +84,19 @@ class PushListener:
     async def pushes(self) -> AsyncIterator[PushEvent]:
         """Every push (``PushReadings``) and every error (``PushError``) until the transport closes."""
         clock = self.transport.clock
+        reopener = _reopener(self.transport)
         while True:
             try:
                 chunk = await self.transport.read(4096, self.idle_timeout)
             except TransportClosed:
-                return
+                if reopener is None or reopener.closed:
+                    return
+                try:  # the port vanished and reopens by itself: wait for it, then go on
+                    await reopener.wait_open()
+                except TransportClosed:
+                    return
+                self.reopens += 1
+                continue
             self.decoder.receive_data(chunk, received_at=clock.now())
             for event in self.decoder.events():
                 if isinstance(event, PushReadings):
@@ -105,6 +117,25 @@ class PushListener:
 
     def __aiter__(self) -> AsyncIterator[Reading]:
         return self.readings()
+
+
+class _Reopening(Protocol):
+    @property
+    def closed(self) -> bool: ...
+
+    async def wait_open(self, timeout: float | None = None) -> None: ...
+
+
+def _reopener(transport: object) -> _Reopening | None:
+    """The ``ReopeningTransport`` in a chain of wrappers (``.inner``), if there is one."""
+    seen = 0
+    current: object | None = transport
+    while current is not None and seen < 16:
+        if callable(getattr(current, "wait_open", None)):
+            return current  # type: ignore[return-value]
+        current = getattr(current, "inner", None)
+        seen += 1
+    return None
 
 
 async def listen(url: str, **options: object) -> PushListener:
