@@ -52,7 +52,8 @@ def listen(
         typer.Argument(
             help="Where the pushes arrive: a serial device (/dev/ttyUSB0, /dev/serial/by-id/..., the PTY path of "
             "`meterbridge simulate e450 --cii`), read at 2400 baud 8E1 unless ?line= says otherwise; "
-            "tcp://HOST:PORT, udp://HOST:PORT, rfc2217://HOST:PORT."
+            "tcp://HOST:PORT, udp://HOST:PORT, rfc2217://HOST:PORT. Add ?reopen=1 to wait for a port that "
+            "vanishes and comes back."
         ),
     ],
     key: Annotated[
