@@ -20,7 +20,9 @@ def _reference(path: Path) -> list[dict[str, object]]:
     if path.suffix.lower() == ".json":
         data = json.loads(text)
         if not isinstance(data, list):
-            raise typer.BadParameter(f"{path}: expected a JSON list of {{meter_id, key, value[, class]}}")
+            raise typer.BadParameter(
+                f"{path}: expected a JSON list of {{meter_id, key, value[, class][, unit]}}"
+            )
         return data
     rows = list(csv.DictReader(text.splitlines()))
     for i, row in enumerate(rows, start=2):
@@ -42,7 +44,7 @@ def check(
         typer.Option(
             "--simulate",
             min=0,
-            help="Check this many simulated E450 meters (virtual time) instead of --config.",
+            help="Check this many simulated E450 meters instead of --config (installation time runs ahead during the soak).",
         ),
     ] = 0,
     via: Annotated[
@@ -70,7 +72,8 @@ def check(
         Path | None,
         typer.Option(
             "--reference",
-            help="Reference values (CSV or JSON: meter_id,key,value[,class]) for the precision item. With "
+            help="Reference values (CSV or JSON: meter_id,key,value[,class][,unit]; class A, B or C, default B) for "
+            "the precision item. With "
             "--simulate and no file, the simulator's exact energy integrals are the reference.",
         ),
     ] = None,

@@ -192,7 +192,7 @@ async def precision(ctx: Context) -> CheckResult:
     findings = []
     for ref in ctx.reference:
         meter_id, key = str(ref["meter_id"]), str(ref["key"])
-        klass = str(ref.get("class", "B")).upper()
+        klass = str(ref.get("class") or "B").upper()
         limit = CLASS_LIMITS.get(klass)
         subject = f"{meter_id} {key}"
         if limit is None:
