@@ -22,7 +22,7 @@ store so that a restart does not forget where each counter stood.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
@@ -59,6 +59,7 @@ _BASE_UNITS: Final = {
     "°C",
 }
 _MBUS_COUNTERS: Final = ("energy", "volume", "mass")
+ONE: Final = Decimal(1)
 
 
 def unit_factor(unit: str | None) -> tuple[str | None, Decimal]:
@@ -79,8 +80,8 @@ def _number(value: object) -> Decimal | None:
         if not math.isfinite(value):
             return None
         return Decimal(repr(value))
-    if isinstance(value, Decimal) and not value.is_finite():
-        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
     return Decimal(value)
 
 
@@ -104,6 +105,18 @@ class _Band:
     absolute: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Static:
+    override: RegisterOverride | None
+    quantity: Quantity | None
+    expected_base: str | None
+    catalogue_factor: Decimal
+    low: Decimal | None
+    high: Decimal | None
+    band: _Band | None
+    counter: bool
+
+
 class Validator:
     """Stateful checks of a stream of readings (see the module docstring). Not thread-safe: the pipeline
     calls it from one task."""
@@ -119,6 +132,7 @@ class Validator:
         self._last_unit: dict[tuple[str, str], str | None] = {}
         self._active: set[tuple[str, str, str]] = set()
         self._seeded: set[str] = set()
+        self._statics: dict[tuple[str, str], _Static] = {}
 
     # ------------------------------------------------------------ state
 
@@ -179,10 +193,12 @@ class Validator:
         reading: Reading,
         kind: str,
         failing: bool,
-        message: str,
+        message: Callable[[], str],
         value: Decimal | None = None,
         threshold: Decimal | None = None,
     ) -> None:
+        if not failing and not self._active:
+            return  # the hot path: nothing wrong now, nothing raised before
         ident = (reading.meter_id, reading.key_text, kind)
         if failing and ident not in self._active:
             self._active.add(ident)
@@ -193,7 +209,7 @@ class Validator:
                     key=reading.key_text,
                     value=value,
                     threshold=threshold,
-                    message=message,
+                    message=message(),
                     timestamp=reading.timestamp,
                 )
             )
@@ -211,10 +227,36 @@ class Validator:
                 )
             )
 
+    def _static(self, meter_id: str, key: str, reading: Reading) -> _Static:
+        """What does not change between readings of one register (cached; the hot path reads it)."""
+        ident = (meter_id, key)
+        static = self._statics.get(ident)
+        if static is None:
+            override = self.overrides.get(meter_id, {}).get(key)
+            quantity = lookup(reading.obis) if reading.obis is not None else None
+            expected_base, catalogue_factor = (
+                unit_factor(quantity.unit) if quantity is not None else (None, ONE)
+            )
+            plausible = self._plausible(key, quantity, override)
+            static = _Static(
+                override=override,
+                quantity=quantity,
+                expected_base=expected_base if quantity is not None and quantity.unit is not None else None,
+                catalogue_factor=catalogue_factor,
+                low=plausible.min if plausible is not None else None,
+                high=plausible.max if plausible is not None else None,
+                band=self._band(quantity),
+                counter=self._is_counter(reading, quantity),
+            )
+            self._statics[ident] = static
+        return static
+
     def check(self, reading: Reading) -> tuple[Reading, list[QualityEvent]]:
         """The reading with its corrections and flags, and the quality events it raises or clears."""
         key = reading.key_text
-        override = self.overrides.get(reading.meter_id, {}).get(key)
+        meter_id = reading.meter_id
+        static = self._static(meter_id, key, reading)
+        override = static.override
         if override is not None:
             changes: dict[str, object] = {}
             if override.scaler:
@@ -229,62 +271,62 @@ class Validator:
         events: list[QualityEvent] = []
         if number is None:
             return reading, events
-        quantity = lookup(reading.obis) if reading.obis is not None else None
-        if reading.name is None and quantity is not None:
-            reading = replace(reading, name=quantity.name)
-        label = f"{reading.meter_id} {reading.name or key}"
+        quantity = static.quantity
+        name = reading.name if reading.name is not None or quantity is None else quantity.name
         flags = Quality.OK
-        ident = (reading.meter_id, key)
+        ident = (meter_id, key)
+        unit = reading.unit
+
+        def label() -> str:
+            return f"{meter_id} {name or key}"
 
         # units: same dimension as the catalogue and as the previous reading
-        base, factor = unit_factor(reading.unit)
-        expected_base = unit_factor(quantity.unit)[0] if quantity is not None else None
-        previous_unit = self._last_unit.get(ident, reading.unit)
-        unit_bad = (quantity is not None and quantity.unit is not None and base != expected_base) or (
-            unit_factor(previous_unit)[0] != base
+        base, factor = unit_factor(unit)
+        previous_unit = self._last_unit.get(ident, unit)
+        unit_bad = (static.expected_base is not None and base != static.expected_base) or (
+            previous_unit != unit and unit_factor(previous_unit)[0] != base
         )
         if unit_bad:
             flags |= Quality.UNIT_MISMATCH
         else:
-            self._last_unit[ident] = reading.unit
+            self._last_unit[ident] = unit
         self._edge(
             events,
             reading,
             "unit_mismatch",
             unit_bad,
-            f"{label}: unit {reading.unit!r} where {quantity.unit if quantity and quantity.unit else previous_unit!r} "
-            "was expected",
+            lambda: (
+                f"{label()}: unit {unit!r} where "
+                f"{quantity.unit if quantity and quantity.unit else previous_unit!r} was expected"
+            ),
         )
-        in_base = number * factor
-        catalogue_factor = unit_factor(quantity.unit)[1] if quantity is not None else Decimal(1)
-        in_catalogue_unit = in_base / catalogue_factor
+        in_base = number * factor if factor != ONE else number
+        cf = static.catalogue_factor
+        in_catalogue_unit = in_base / cf if cf != ONE else in_base
 
         # plausibility
-        plausible = self._plausible(key, quantity, override)
+        low, high = static.low, static.high
         implausible = False
-        if plausible is not None and not unit_bad:
-            low, high = plausible.min, plausible.max
-            implausible = (low is not None and in_catalogue_unit < low) or (
-                high is not None and in_catalogue_unit > high
-            )
+        if (low is not None or high is not None) and not unit_bad:
+            below_low = low is not None and in_catalogue_unit < low
+            implausible = below_low or (high is not None and in_catalogue_unit > high)
             if implausible:
                 flags |= Quality.OUT_OF_RANGE
-            bound = low if (low is not None and in_catalogue_unit < low) else high
             self._edge(
                 events,
                 reading,
                 "implausible",
                 implausible,
-                f"{label}: {number} {reading.unit or ''} is outside the plausible range "
-                f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}".replace(
-                    "  ", " "
+                lambda: (
+                    f"{label()}: {number}{' ' + unit if unit else ''} is outside the plausible range "
+                    f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
                 ),
                 number,
-                bound if implausible else None,
+                (low if below_low else high) if implausible else None,
             )
 
         # counters never go backwards
-        if self._is_counter(reading, quantity) and not unit_bad and not implausible:
+        if static.counter and not unit_bad and not implausible:
             last = self._last_good.get(ident)
             backwards = last is not None and in_base < last
             if backwards:
@@ -294,7 +336,9 @@ class Validator:
                 reading,
                 "not_monotonic",
                 backwards,
-                f"{label}: counter went backwards from {last} to {in_base} {base or ''}".rstrip(),
+                lambda: (
+                    f"{label()}: counter went backwards from {last} to {in_base}{' ' + base if base else ''}"
+                ),
                 number,
                 (last / factor) if last is not None else None,
             )
@@ -302,7 +346,7 @@ class Validator:
                 self._last_good[ident] = in_base
 
         # the guide's quality bands
-        band = self._band(quantity)
+        band = static.band
         if band is not None and not unit_bad and not implausible:
             value = abs(in_catalogue_unit) if band.absolute else in_catalogue_unit
             below = band.low is not None and value < band.low
@@ -315,11 +359,15 @@ class Validator:
                 reading,
                 band.kind,
                 below or above,
-                f"{label}: {number}{' ' + reading.unit if reading.unit else ''} is "
-                f"{'below' if below else 'above'} {threshold}",
+                lambda: (
+                    f"{label()}: {number}{' ' + unit if unit else ''} is "
+                    f"{'below' if below else 'above'} {threshold}"
+                ),
                 number,
                 threshold if (below or above) else None,
             )
-        if flags:
-            reading = reading.flagged(flags)
+        if flags or name is not reading.name:
+            reading = Reading(
+                meter_id, reading.key, reading.value, unit, reading.timestamp, reading.quality | flags, name
+            )
         return reading, events

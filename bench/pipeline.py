@@ -1,0 +1,249 @@
+"""Readings per second through the gateway pipeline (validate -> SQLite -> MQTT QoS 1), side by side with a
+bare paho-mqtt loop publishing the same payloads at the same QoS, and peak memory with 1,000 meters.
+
+    .venv/bin/python bench/pipeline.py [--broker mqtt://127.0.0.1:1883] [--meters 1000] [--registers 10]
+                                       [--rounds 5]
+
+Each of ``--meters`` simulated meters is a source that yields ``--registers`` readings (energies, powers,
+voltages, currents, frequency, power factor, THD: the E450's push list) per round, ``--rounds`` rounds.
+Every reading goes through the real pipeline: the validator (plausibility, monotonic counters, quality
+bands), ``SqliteStore.add`` (WAL, readings + outbox in one transaction) and ``MqttSink`` (fleet stream,
+QoS 1; a reading is confirmed in the outbox only after its PUBACK). The time runs until the outbox is empty.
+
+The reference publishes the same fleet-stream payloads (``mqtt_topics.reading_payload`` of each reading, to
+the same topics) from one paho-mqtt 2 client with ``loop_start`` at QoS 1 and stops when every PUBACK is in.
+Both runs are child processes of this script (so that each one's peak RSS is its own) against the same
+broker, in the same invocation. A third row runs our pipeline with Home Assistant discovery on (state
+topics and discovery payloads on top of the stream), for information. A fourth child measures the peak
+memory of a gateway with 1,000 meters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REGISTERS = [
+    ("1-0:1.8.0.255", "Wh", "counter"),
+    ("1-0:2.8.0.255", "Wh", "counter"),
+    ("1-0:1.7.0.255", "W", Decimal("1234.5")),
+    ("1-0:32.7.0.255", "V", Decimal("230.4")),
+    ("1-0:52.7.0.255", "V", Decimal("231.1")),
+    ("1-0:72.7.0.255", "V", Decimal("229.8")),
+    ("1-0:31.7.0.255", "A", Decimal("5.36")),
+    ("1-0:14.7.0.255", "Hz", Decimal("50.01")),
+    ("1-0:13.7.0.255", None, Decimal("0.97")),
+    ("1-0:32.7.124.255", "%", Decimal("2.1")),
+]
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def make_readings(meter: int, registers: int, round_: int) -> list[object]:
+    from meterbridge.readings import Reading
+
+    out: list[object] = []
+    when = T0 + timedelta(seconds=10 * round_)
+    for i in range(registers):
+        code, unit, value = REGISTERS[i % len(REGISTERS)]
+        v = 1_000_000 + meter * 1000 + round_ * 7 + i if value == "counter" else value
+        out.append(Reading(f"meter{meter:04d}", _obis(code), v, unit, when))
+    return out
+
+
+_CODES: dict[str, object] = {}
+
+
+def _obis(code: str) -> object:
+    from meterbridge.obis import ObisCode
+
+    if code not in _CODES:
+        _CODES[code] = ObisCode.parse(code)
+    return _CODES[code]
+
+
+class SimulatedMeter:
+    """A source yielding ``rounds`` rounds of readings (the bench's stand-in for a driver)."""
+
+    def __init__(self, index: int, registers: int, rounds: int) -> None:
+        self.name = f"meter{index:04d}"
+        self.index = index
+        self.registers = registers
+        self.rounds = [make_readings(index, registers, r) for r in range(rounds)]  # built before the clock
+
+    async def stream(self) -> AsyncIterator[object]:
+        for items in self.rounds:
+            for item in items:
+                yield item
+            await asyncio.sleep(0)
+        await asyncio.Event().wait()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- child: our pipeline
+
+
+async def run_pipeline(
+    broker: str, meters: int, registers: int, rounds: int, discovery: bool
+) -> dict[str, float]:
+    from meterbridge.gateway.config import MqttConfig
+    from meterbridge.gateway.pipeline import Gateway
+    from meterbridge.sinks.mqtt import MqttSink
+    from meterbridge.sinks.sqlite_store import SqliteStore
+
+    total = meters * registers * rounds
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "bench.sqlite")
+        gateway_id = f"bench{uuid.uuid4().hex[:6]}"
+        sink = MqttSink.from_config(MqttConfig(url=broker, discovery=discovery), gateway_id=gateway_id)
+        sources = [SimulatedMeter(i, registers, rounds) for i in range(meters)]
+        gw = Gateway(store, sources, [sink])  # type: ignore[list-item]
+        stop = asyncio.Event()
+        start = time.perf_counter()
+        task = asyncio.create_task(gw.run(stop))
+        while gw.stats.readings < total or store.outbox_depth() > 0:
+            if task.done():
+                task.result()
+                raise RuntimeError("gateway stopped early")
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        stop.set()
+        await task
+        stored = len(store.readings(limit=total + 1))
+        store.close()
+    if stored != total:
+        raise RuntimeError(f"stored {stored} readings, expected {total}")
+    return {"readings": total, "seconds": elapsed, "rate": total / elapsed, "peak_rss_mb": peak_rss_mb()}
+
+
+# ---------------------------------------------------------------- child: bare paho loop
+
+
+def run_paho(broker: str, meters: int, registers: int, rounds: int) -> dict[str, float]:
+    import paho.mqtt.client as paho
+
+    from meterbridge.sinks.mqtt_topics import reading_payload
+
+    gateway_id = f"bench{uuid.uuid4().hex[:6]}"
+    messages = []
+    seq = 0
+    for r in range(rounds):
+        for m in range(meters):
+            for reading in make_readings(m, registers, r):
+                seq += 1
+                topic = f"meterbridge/{gateway_id}/readings/{reading.meter_id}"  # type: ignore[attr-defined]
+                messages.append((topic, reading_payload(gateway_id, seq, reading)))  # type: ignore[arg-type]
+    parts = urlsplit(broker)
+    done = threading.Event()
+    acked = 0
+    lock = threading.Lock()
+
+    def on_publish(client: paho.Client, userdata: object, mid: int, reason: object, props: object) -> None:
+        nonlocal acked
+        with lock:
+            acked += 1
+            if acked == len(messages):
+                done.set()
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{gateway_id}-paho")
+    client.on_publish = on_publish
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.loop_start()
+    start = time.perf_counter()
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1)
+    if not done.wait(300):
+        raise RuntimeError(f"only {acked} of {len(messages)} PUBACKs arrived")
+    elapsed = time.perf_counter() - start
+    client.loop_stop()
+    client.disconnect()
+    return {
+        "readings": len(messages),
+        "seconds": elapsed,
+        "rate": len(messages) / elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# ---------------------------------------------------------------- parent
+
+
+def child(kind: str, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--broker",
+        args.broker,
+        "--meters",
+        str(args.meters),
+        "--registers",
+        str(args.registers),
+        "--rounds",
+        str(args.rounds),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} run failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    parser.add_argument("--meters", type=int, default=1000)
+    parser.add_argument("--registers", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--child", choices=["pipeline", "pipeline-ha", "paho"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "paho":
+        print(json.dumps(run_paho(args.broker, args.meters, args.registers, args.rounds)))
+        return
+    if args.child in {"pipeline", "pipeline-ha"}:
+        result = asyncio.run(
+            run_pipeline(args.broker, args.meters, args.registers, args.rounds, args.child == "pipeline-ha")
+        )
+        print(json.dumps(result))
+        return
+
+    total = args.meters * args.registers * args.rounds
+    print(
+        f"{args.meters} meters x {args.registers} registers x {args.rounds} rounds = {total} readings, "
+        f"broker {args.broker}, MQTT QoS 1"
+    )
+    paho_result = child("paho", args)
+    ours = child("pipeline", args)
+    ours_ha = child("pipeline-ha", args)
+    rows = [
+        ("bare paho-mqtt loop (publish + PUBACK only)", paho_result),
+        ("meterbridge: validate + SQLite + MQTT stream", ours),
+        ("meterbridge: same + Home Assistant states", ours_ha),
+    ]
+    print(f"\n{'run':48} {'readings/s':>11} {'seconds':>8} {'peak RSS MB':>12}")
+    for label, r in rows:
+        print(f"{label:48} {r['rate']:>11,.0f} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.1f}")
+    ratio = ours["rate"] / paho_result["rate"]
+    print(f"\nratio meterbridge / paho loop: {ratio:.2f} (target >= 0.50)")
+    print(
+        f"peak memory of the gateway with {args.meters} meters: {ours['peak_rss_mb']:.1f} MB (target < 200 MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
