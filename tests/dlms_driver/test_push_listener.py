@@ -318,6 +318,7 @@ async def test_cli_json_lines_with_keys_and_scalers_never_prints_keys() -> None:
     by_code = {row["obis"]: row for row in rows[: len(rows) // 2]}
     assert by_code["1-1:1.8.0.255"]["value"] == 482939
     assert by_code["1-0:31.7.0.255"]["value"] == 0.09
+    assert by_code["1-0:31.7.0.255"]["name"] == "Current L1"  # from the catalogue
     assert all(row["authenticated"] is True for row in rows)
     assert "replay" in err.lower() or "counter" in err.lower()  # the repeated push was reported
     assert " rx " in err  # --log-frames hex dump on stderr

@@ -178,15 +178,17 @@ def listen(
 
 
 def _print_push(push: object, json_out: bool) -> None:
+    from meterbridge.obis import ObisCode, lookup
     from meterbridge.protocols.dlms.push import PushReadings
 
     assert isinstance(push, PushReadings)
     rows = []
     for reading in push.readings:
+        quantity = lookup(reading.key) if isinstance(reading.key, ObisCode) else None
         row: dict[str, object] = {
             "meter": reading.meter_id,
             "obis": str(reading.key),
-            "name": reading.name,
+            "name": reading.name or (quantity.name if quantity else None),
             "value": reading.value,
             "unit": reading.unit,
             "timestamp": reading.timestamp,
