@@ -44,6 +44,7 @@ def status(
 
     from meterbridge.cli.export import store_url
     from meterbridge.errors import MeterbridgeError
+    from meterbridge.sinks.base import publishable
     from meterbridge.sinks.store import QualityEvent, open_store
 
     url = store_url(config, store)
@@ -77,7 +78,7 @@ def status(
                     "address": m.address,
                     "last_seen": m.last_seen.isoformat() if m.last_seen else None,
                     "registers": len(latest[m.id]),
-                    "flagged": sum(1 for r in latest[m.id].values() if not r.ok),
+                    "flagged": sum(1 for r in latest[m.id].values() if not publishable(r)),
                 }
                 for m in meters
             ],
@@ -107,7 +108,7 @@ def status(
             m.address or "",
             _age(m.last_seen, now),
             str(len(regs)),
-            str(sum(1 for r in regs.values() if not r.ok)),
+            str(sum(1 for r in regs.values() if not publishable(r))),
         )
     console.print(table)
     if active:

@@ -195,10 +195,22 @@ class MeterConfig(_Model):
     physical_address: int | None = Field(default=None, ge=0)
     authentication: Literal["none", "lls", "hls-gmac"] = "none"
     objects: list[str] = Field(default_factory=list)
+    timezone: str = Field(default="UTC", description="IANA zone of meter times sent without UTC offset")
     # push
     push_layout: list[str] = Field(default_factory=list)
     keys: DlmsKeys = Field(default_factory=DlmsKeys)
     registers: Annotated[Registers, BeforeValidator(_normalise_registers)] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Zurich, UTC)") from None
+        return name
 
     @field_validator("objects", "push_layout")
     @classmethod
@@ -536,6 +548,7 @@ meters:
   - id: e450-cii
     protocol: push             # the E450 customer interface (encrypted HDLC/GBT pushes at 2400 8E1)
     transport: serial:///dev/ttyAMA0
+    timezone: Europe/Zurich    # the meter clock's zone, for times sent without UTC offset (default UTC)
     push_layout: ["0-0:1.0.0.255", "1-0:1.8.0.255", "1-0:2.8.0.255"]  # for pushes that carry no OBIS list
     keys:
       encryption: 000102030405060708090A0B0C0D0E0F

@@ -42,7 +42,10 @@ def build_validator(config: GatewayConfig) -> Validator:
     overrides: dict[str, dict[str, RegisterOverride]] = {}
     for meter in config.meters:
         if meter.registers:
-            overrides[meter.id] = dict(meter.registers)
+            regs = dict(meter.registers)
+            if meter.protocol == "push":  # the push decoder applies scaler and unit itself
+                regs = {k: o.model_copy(update={"scaler": None}) for k, o in regs.items()}
+            overrides[meter.id] = regs
     for bus in config.buses:
         for bus_meter in bus.meters:
             if bus_meter.id and bus_meter.registers:
