@@ -277,6 +277,24 @@ def decode_frame(buffer: bytes, offset: int = 0) -> Frame:
 
     Raises ``FramingError`` (structure, truncation), ``ChecksumError``.
     """
+    # the common case first: a complete, well-formed long frame
+    if buffer[offset : offset + 1] == b"\x68" and len(buffer) - offset >= 9:
+        length = buffer[offset + 1]
+        end = offset + length + 6
+        if (
+            buffer[offset + 2] == length
+            and buffer[offset + 3] == START_LONG
+            and length > 3
+            and end <= len(buffer)
+            and buffer[end - 1] == STOP
+            and sum(buffer[offset + 4 : end - 2]) & 0xFF == buffer[end - 2]
+        ):
+            frame = _new_object(LongFrame)
+            _set(frame, "c", buffer[offset + 4])
+            _set(frame, "address", buffer[offset + 5])
+            _set(frame, "ci", buffer[offset + 6])
+            _set(frame, "data", bytes(buffer[offset + 7 : end - 2]))
+            return frame
     total = frame_length(buffer, offset)
     available = len(buffer) - offset
     if total == 0 or total > available:
