@@ -242,6 +242,10 @@ class History:
             cur.execute(self._sql(_AGGREGATE_SQL), (start_ms, width, meter_id, key, start_ms, end_ms))
             buckets = cur.fetchall()
             unit = self._unit(cur, meter_id, key)
+        if not buckets:
+            return Series(meter_id, key, start_ms, end_ms, width, False, unit)
+        # columns at once (value_real is REAL: min/max/avg arrive as floats on both back ends)
+        index, count, low, high, mean = zip(*buckets, strict=True)
         return Series(
             meter_id,
             key,
@@ -250,11 +254,11 @@ class History:
             width,
             False,
             unit,
-            t=[start_ms + int(b[0]) * width for b in buckets],
-            vmin=[float(b[2]) for b in buckets],
-            vavg=[float(b[4]) for b in buckets],
-            vmax=[float(b[3]) for b in buckets],
-            count=[int(b[1]) for b in buckets],
+            t=[start_ms + int(b) * width for b in index],
+            vmin=list(map(float, low)),
+            vavg=list(map(float, mean)),
+            vmax=list(map(float, high)),
+            count=list(map(int, count)),
         )
 
     def _unit(self, cur: Any, meter_id: str, key: str) -> str | None:
