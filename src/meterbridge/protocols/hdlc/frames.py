@@ -91,11 +91,7 @@ def fcs16(data: bytes | bytearray | memoryview, start: int = 0, end: int | None 
     CRC-16/CCITT (``binascii.crc_hqx``, table-driven in C) computed over bit-mirrored bytes
     (``bytes.translate`` with the 256-entry table ``_MIRROR``).
     """
-    chunk = (
-        bytes(memoryview(data)[start:end])
-        if start or end is not None or not isinstance(data, bytes)
-        else data
-    )
+    chunk = data[start:end] if type(data) is not memoryview else bytes(data[start:end])
     crc = binascii.crc_hqx(chunk.translate(_MIRROR), 0xFFFF)
     return ((_MIRROR[crc & 0xFF] << 8) | _MIRROR[crc >> 8]) ^ 0xFFFF
 
@@ -195,6 +191,30 @@ class HdlcAddress:
 
 
 _ADDRESS_CACHE: dict[bytes, HdlcAddress] = {}
+_ONE_BYTE_ADDRESS: Final[tuple[HdlcAddress | None, ...]] = tuple(
+    HdlcAddress(b >> 1, None, 1) if b & 1 else None for b in range(256)
+)
+"""The 1-byte address of each byte with the low bit set (``None`` for the others), built at import."""
+_TWO_BYTE_ADDRESS: dict[int, HdlcAddress] = {}  # (first byte << 8) | second byte -> address
+
+
+def _address_at(buf: bytes | bytearray | memoryview, pos: int, limit: int) -> tuple[HdlcAddress, int]:
+    """``HdlcAddress.decode(buf[:limit], pos)``, with table / cache lookups for 1- and 2-byte addresses."""
+    if pos + 1 < limit:
+        first = buf[pos]
+        if first & 1:
+            return _ONE_BYTE_ADDRESS[first], pos + 1  # type: ignore[return-value]
+        second = buf[pos + 1]
+        if second & 1:
+            key = (first << 8) | second
+            known = _TWO_BYTE_ADDRESS.get(key)
+            if known is None:
+                known = HdlcAddress(first >> 1, second >> 1, 2)
+                if len(_TWO_BYTE_ADDRESS) < 1024:  # a line carries a handful of stations
+                    _TWO_BYTE_ADDRESS[key] = known
+            return known, pos + 2
+    return HdlcAddress.decode(memoryview(buf)[:limit], pos)
+
 
 # --------------------------------------------------------------------------- control field
 
@@ -218,11 +238,17 @@ class FrameKind(enum.Enum):
         return self in _CARRIES_NR
 
 
-_CARRIES_NR: Final = frozenset({FrameKind.I, FrameKind.RR, FrameKind.RNR})
-_CARRIES_INFORMATION: Final = frozenset(
-    {FrameKind.I, FrameKind.UI, FrameKind.SNRM, FrameKind.UA, FrameKind.FRMR, FrameKind.DM}
+# tuples, not sets: ``in`` finds members by identity, without calling Enum.__hash__ (Python code)
+_CARRIES_NR: Final = (FrameKind.I, FrameKind.RR, FrameKind.RNR)
+_CARRIES_INFORMATION: Final = (
+    FrameKind.I,
+    FrameKind.UI,
+    FrameKind.SNRM,
+    FrameKind.UA,
+    FrameKind.FRMR,
+    FrameKind.DM,
 )
-_MAY_SEGMENT: Final = frozenset({FrameKind.I, FrameKind.UI})
+_MAY_SEGMENT: Final = (FrameKind.I, FrameKind.UI)
 
 
 class _Control(NamedTuple):
@@ -276,8 +302,8 @@ def _parse_header(buf: bytes | bytearray | memoryview, start: int, base: int) ->
     limit = min(end, frame_end)
     pos = start + 3
     try:
-        destination, pos = HdlcAddress.decode(memoryview(buf)[:limit], pos)
-        source, pos = HdlcAddress.decode(memoryview(buf)[:limit], pos)
+        destination, pos = _address_at(buf, pos, limit)
+        source, pos = _address_at(buf, pos, limit)
     except FramingError as exc:
         if limit == end and end < frame_end and exc.message.startswith("address field runs past"):
             return None
@@ -467,16 +493,43 @@ class HdlcFrame:
             raise FramingError(
                 f"{kind.name} frame with the segmentation bit set", offset=base + start + 1, layer=LAYER
             )
-        return cls(
-            kind,
-            header.destination,
-            header.source,
-            information,
-            control.poll_final,
-            control.send_sequence,
-            control.receive_sequence,
-            header.segmented,
-        )
+        # Every check of __post_init__ holds by construction (control table, the two checks above,
+        # the 11-bit length field): build the frame without running them again.
+        frame = _new_frame(cls)
+        _set_kind(frame, kind)
+        _set_destination(frame, header.destination)
+        _set_source(frame, header.source)
+        _set_information(frame, information)
+        _set_poll_final(frame, control.poll_final)
+        _set_send_sequence(frame, control.send_sequence)
+        _set_receive_sequence(frame, control.receive_sequence)
+        _set_segmented(frame, header.segmented)
+        return frame
+
+
+_new_frame = object.__new__
+(
+    _set_kind,
+    _set_destination,
+    _set_source,
+    _set_information,
+    _set_poll_final,
+    _set_send_sequence,
+    _set_receive_sequence,
+    _set_segmented,
+) = (
+    vars(HdlcFrame)[name].__set__  # the slot descriptors: plain stores, no frozen-dataclass detour
+    for name in (
+        "kind",
+        "destination",
+        "source",
+        "information",
+        "poll_final",
+        "send_sequence",
+        "receive_sequence",
+        "segmented",
+    )
+)
 
 
 # --------------------------------------------------------------------------- negotiation
