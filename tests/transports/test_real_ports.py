@@ -7,15 +7,20 @@ asserts how long anything took.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import re
 import socket
+import termios
 from pathlib import Path
 
 import pytest
 
+from meterbridge.errors import TransportError
 from meterbridge.transports import (
     IEC_SIGN_ON,
     LineSettings,
+    Parity,
     ReopeningTransport,
     TcpTransport,
     TransportClosed,
@@ -26,6 +31,7 @@ from meterbridge.transports import (
     open_tcp,
     open_transport,
     open_udp,
+    serial_port,
     serve_tcp,
 )
 
@@ -203,5 +209,96 @@ async def test_reopen_serial_when_pty_device_vanishes_and_returns(tmp_path: Path
         await reader.write(b"C")
         assert await meter.read(1, timeout=T) == b"C"
     finally:
+        await reader.close()
+        await meter.close()
+
+
+def _slave_attrs(path: str) -> list:  # type: ignore[type-arg]
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        return termios.tcgetattr(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [LineSettings(2400, 8, Parity.EVEN, 1), IEC_SIGN_ON, LineSettings(9600, 7, Parity.ODD, 2)],
+    ids=str,
+)
+async def test_pty_opened_again_after_another_reader(line: LineSettings) -> None:
+    """A second reader opens a PTY that the first left at this speed (Linux may answer EINVAL)."""
+    meter, path = await open_pty_pair(line=line)
+    try:
+        for _ in range(3):
+            reader = await open_serial(path, line)
+            assert reader.line == line
+            await meter.write(b"\x7e\xa0")
+            assert await reader.read_exactly(2, timeout=T) == b"\x7e\xa0"
+            await reader.close()
+        peer = meter.peer_termios_line()
+        assert peer is not None and (peer.baud, peer.stopbits) == (line.baud, line.stopbits)
+    finally:
+        await meter.close()
+
+
+async def test_pty_refusing_parity_still_gets_the_rest_of_the_line() -> None:
+    """The read time-out is applied even when the PTY refuses the parity that came with it."""
+    meter, path = await open_pty_pair(line=LineSettings(2400))
+    try:
+        first = await open_serial(path, LineSettings(2400, 8, Parity.EVEN, 1))
+        await first.close()
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:  # a program before us left the port with a read time-out
+            attrs = termios.tcgetattr(fd)
+            attrs[6][termios.VTIME] = 5
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        finally:
+            os.close(fd)
+        reader = await open_serial(path, LineSettings(2400, 8, Parity.EVEN, 1))
+        try:
+            attrs = _slave_attrs(path)
+            assert attrs[6][termios.VTIME] == 0 and attrs[6][termios.VMIN] == 0
+            assert attrs[4] == termios.B2400 and attrs[3] & termios.ICANON == 0
+            await reader.write(b"ping")
+            assert await meter.read_exactly(4, timeout=T) == b"ping"
+        finally:
+            await reader.close()
+    finally:
+        await meter.close()
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.EINVAL])
+async def test_open_serial_wraps_a_refused_setting(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """A termios refusal that is not a PTY's 8N1 becomes a TransportError naming port and setting."""
+    meter, path = await open_pty_pair()
+    try:
+
+        def refuse(fd: int, when: int, attrs: list) -> None:  # type: ignore[type-arg]
+            raise termios.error(code, os.strerror(code))
+
+        monkeypatch.setattr(termios, "tcsetattr", refuse)
+        if code == errno.EINVAL:  # EINVAL is tolerated on PTYs only: pretend a UART
+            monkeypatch.setattr(serial_port, "_is_pty_path", lambda path: False)
+        with pytest.raises(TransportError, match=rf"{re.escape(path)}.*300 7E1.*{os.strerror(code)}"):
+            await open_serial(path, IEC_SIGN_ON)
+    finally:
+        monkeypatch.undo()
+        await meter.close()
+
+
+async def test_set_line_wraps_a_refused_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    meter, path = await open_pty_pair()
+    reader = await open_serial(path, IEC_SIGN_ON)
+    try:
+
+        def refuse(fd: int, when: int, attrs: list) -> None:  # type: ignore[type-arg]
+            raise termios.error(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(termios, "tcsetattr", refuse)
+        with pytest.raises(TransportError, match=rf"{re.escape(path)}.*9600 7E1"):
+            await reader.set_line(LineSettings(9600, 7, Parity.EVEN, 1))
+    finally:
+        monkeypatch.undo()
         await reader.close()
         await meter.close()

@@ -11,16 +11,25 @@ pyserial URL handlers without a file descriptor (``rfc2217://``, ``socket://``,
 ``loop://``) get a :class:`ThreadedSerialTransport`: one reader thread per port.
 
 ``set_line()`` waits until the output has left the UART (``tcdrain``), then applies
-baud, byte size, parity and stop bits in one ``tcsetattr``: that is the IEC 62056-21
-baud switch after the acknowledgement. On a PTY slave (a simulated meter) Linux keeps
-8 bits without parity whatever is asked and may refuse a change of parity alone with
-``EINVAL``; that refusal is tolerated for PTYs (the bytes pass unchanged anyway).
+baud, byte size, parity and stop bits: that is the IEC 62056-21 baud switch after the
+acknowledgement.
+
+PTY slaves (a simulated meter, ``meterbridge simulate ... --pty``): Linux keeps 8 bits
+without parity whatever is asked, and some kernels answer ``EINVAL`` to a ``tcsetattr``
+whose only changes are ones the PTY cannot hold (byte size, parity) - for example when
+a second reader opens a PTY that the first one left at the same speed. On a PTY,
+:func:`open_serial` then opens at 8 bits without parity (so that speed, stop bits, raw
+mode and time-outs are applied) and records the asked byte size and parity; ``set_line``
+applies one setting at a time and tolerates the same refusal. The bytes pass unchanged
+anyway. Any other refusal (another errno, or ``EINVAL`` from a real UART) raises
+``TransportClosed`` naming the port and the line settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import termios
@@ -31,7 +40,7 @@ import serial
 
 from meterbridge.transports.clock import Clock
 from meterbridge.transports.fd import FdTransport
-from meterbridge.transports.line import LineSettings
+from meterbridge.transports.line import LineSettings, Parity
 from meterbridge.transports.transport import BufferedTransport, TransportClosed
 
 __all__ = ["SerialTransport", "ThreadedSerialTransport", "open_serial", "open_serial_url"]
@@ -53,8 +62,36 @@ def _is_pty(fd: int) -> bool:
         return False
 
 
+def _is_pty_path(path: str) -> bool:
+    """Whether ``path`` (or the device a symlink such as a simulator's link names) is a PTY slave."""
+    return os.path.realpath(path).startswith("/dev/pts/")
+
+
+def _refused_by_pty(exc: termios.error, is_pty: bool) -> bool:
+    return is_pty and bool(exc.args) and exc.args[0] == errno.EINVAL
+
+
 def _open_error(name: str, exc: Exception) -> TransportClosed:
     return TransportClosed(f"{name}: cannot open serial port ({exc})")
+
+
+def _setting_error(name: str, line: LineSettings, exc: Exception, *, opening: bool) -> TransportClosed:
+    what = "cannot open serial port at" if opening else "cannot set line"
+    return TransportClosed(f"{name}: {what} {line} ({exc})")
+
+
+def _set_one_by_one(port: serial.Serial, name: str, line: LineSettings, *, is_pty: bool) -> None:
+    """Apply ``line`` to an open port one setting at a time (see the module docstring)."""
+    for key, value in _settings(line).items():
+        if getattr(port, key) == value:
+            continue
+        try:
+            setattr(port, key, value)  # pyserial records the value, then calls tcsetattr
+        except termios.error as exc:
+            if not _refused_by_pty(exc, is_pty):
+                raise _setting_error(name, line, exc, opening=False) from exc
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise _setting_error(name, line, exc, opening=False) from exc
 
 
 class SerialTransport(FdTransport):
@@ -65,19 +102,9 @@ class SerialTransport(FdTransport):
         self.port = port
 
     async def _apply_line(self, line: LineSettings) -> None:
-        # One setting at a time: Linux forces every PTY to 8 bits without parity and
-        # (6.x) answers EINVAL to a tcsetattr that changes nothing else; the other
-        # settings must still be applied. Elsewhere any failure is an error.
-        for key, value in _settings(line).items():
-            if getattr(self.port, key) == value:
-                continue
-            try:
-                setattr(self.port, key, value)
-            except termios.error as exc:
-                if not (exc.args and exc.args[0] == errno.EINVAL and _is_pty(self._fd)):
-                    raise TransportClosed(f"{self.name}: cannot set line {line} ({exc})") from exc
-            except (serial.SerialException, OSError, ValueError) as exc:
-                raise TransportClosed(f"{self.name}: cannot set line {line} ({exc})") from exc
+        # One setting at a time: a PTY's refusal of byte size or parity must not keep
+        # the speed from being applied. Elsewhere any failure is an error.
+        _set_one_by_one(self.port, self.name, line, is_pty=_is_pty(self._fd))
 
     async def _drain(self) -> None:
         if self._fd >= 0:
@@ -109,15 +136,17 @@ async def open_serial(
     clock: Clock | None = None,
     exclusive: bool = True,
 ) -> SerialTransport:
-    """Open a local serial device at ``line`` (raises ``TransportClosed`` naming the path)."""
+    """Open a local serial device at ``line`` (raises ``TransportClosed`` naming the path).
+
+    A PTY slave that refuses the byte size or parity of ``line`` is opened at 8 bits
+    without parity and keeps ``line`` as its recorded settings (see the module docstring).
+    """
     try:
-        port = serial.Serial(
-            port=path,
-            timeout=0,
-            write_timeout=None,
-            exclusive=exclusive,
-            **_settings(line),
-        )
+        port = _open_port(path, line, exclusive)
+    except termios.error as exc:
+        if not _refused_by_pty(exc, _is_pty_path(path)):
+            raise _setting_error(path, line, exc, opening=True) from exc
+        port = _open_pty_at_8n1(path, line, exclusive)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise _open_error(path, exc) from exc
     try:
@@ -127,6 +156,27 @@ async def open_serial(
         raise _open_error(path, exc) from exc
     transport.start()
     return transport
+
+
+def _open_port(path: str, line: LineSettings, exclusive: bool) -> serial.Serial:
+    return serial.Serial(port=path, timeout=0, write_timeout=None, exclusive=exclusive, **_settings(line))
+
+
+def _open_pty_at_8n1(path: str, line: LineSettings, exclusive: bool) -> serial.Serial:
+    """A PTY refused ``line``'s byte size or parity: open at 8N1, then record ``line``."""
+    held = dataclasses.replace(line, bytesize=8, parity=Parity.NONE)
+    try:
+        port = _open_port(path, held, exclusive)
+    except termios.error as exc:
+        raise _setting_error(path, held, exc, opening=True) from exc
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise _open_error(path, exc) from exc
+    try:
+        _set_one_by_one(port, path, line, is_pty=True)
+    except TransportClosed:
+        port.close()
+        raise
+    return port
 
 
 class ThreadedSerialTransport(BufferedTransport):
@@ -177,7 +227,7 @@ class ThreadedSerialTransport(BufferedTransport):
     async def _apply_line(self, line: LineSettings) -> None:
         try:
             self.port.apply_settings(_settings(line))
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, termios.error) as exc:  # spy:// wraps a device
             raise TransportClosed(f"{self.name}: cannot set line {line} ({exc})") from exc
 
     def _discard_os_input(self) -> None:
@@ -200,6 +250,8 @@ async def open_serial_url(url: str, line: LineSettings, *, clock: Clock | None =
         port = await asyncio.to_thread(
             serial.serial_for_url, url, timeout=ThreadedSerialTransport._POLL, **_settings(line)
         )
+    except termios.error as exc:  # spy:// around a local device
+        raise _setting_error(url, line, exc, opening=True) from exc
     except (serial.SerialException, OSError, ValueError) as exc:
         raise _open_error(url, exc) from exc
     return ThreadedSerialTransport(url, port, clock=clock, line=line)
