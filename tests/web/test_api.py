@@ -402,3 +402,24 @@ async def test_consumption_of_one_counter(app: Any, known: Any) -> None:
     assert (await get(app, "/api/meters/e450/energy?key=nope")).status_code == 404
     page = (await get(app, "/meters/heat-7")).text
     assert "Consumption per day" in page and f'data-key="{HEAT_KEY}"' in page
+
+
+async def test_flagged_readings_are_left_out_of_plots_unless_asked(app: Any, known: Any) -> None:
+    start, end = BASE + timedelta(days=5), BASE + timedelta(days=6)  # holds the garbled 0 of T1
+    query = f"key={T1}&start={ms(start)}&end={ms(end)}"
+    clean = (await get(app, f"/api/meters/e450/series?{query}")).json()
+    every = (await get(app, f"/api/meters/e450/series?{query}&flagged=1")).json()
+    assert clean["flagged"] is False and every["flagged"] is True
+    assert min(clean["value"]) > 0 and min(every["value"]) == 0
+    assert every["total"] == clean["total"] + 1
+    rows = list(
+        csv.DictReader(io.StringIO((await get(app, f"/api/meters/e450/series.csv?{query}&flagged=1")).text))
+    )
+    assert [r["quality"] for r in rows].count("not_monotonic") == 1
+    stored = known.store.readings("e450", T1, start, end)
+    assert [r["value"] for r in rows] == [str(x.value) for x in stored]
+    # aggregated too: the minimum of the bucket holding the glitch
+    agg = (await get(app, f"/api/meters/e450/series?{query}&points=10")).json()
+    agg_all = (await get(app, f"/api/meters/e450/series?{query}&points=10&flagged=1")).json()
+    assert min(agg["min"]) > 0 and min(agg_all["min"]) == 0
+    assert (await get(app, f"/api/meters/e450/series?{query}&flagged=maybe")).status_code == 400

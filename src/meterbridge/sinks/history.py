@@ -209,8 +209,11 @@ class History:
 
     # ------------------------------------------------------------ series
 
-    def series(self, meter_id: str, key: str, start_ms: int, end_ms: int, max_points: int = 1000) -> Series:
-        """At most ``max_points`` (capped at ``MAX_POINTS``) points of ``key`` over ``[start_ms, end_ms)``."""
+    def series(
+        self, meter_id: str, key: str, start_ms: int, end_ms: int, max_points: int = 1000, *, exclude: int = 0
+    ) -> Series:
+        """At most ``max_points`` (capped at ``MAX_POINTS``) points of ``key`` over ``[start_ms, end_ms)``,
+        leaving out readings that carry any quality flag of ``exclude`` (e.g. ``BAD_COUNTER_QUALITY``)."""
         if end_ms <= start_ms:
             raise ValueError(f"series range is empty: end {end_ms} <= start {start_ms}")
         max_points = max(1, min(int(max_points), MAX_POINTS))
@@ -219,7 +222,7 @@ class History:
             # an index-only probe decides: no row past the first max_points means the rows are the answer
             cur.execute(self._sql(_PROBE_SQL), (meter_id, key, start_ms, end_ms, max_points))
             if cur.fetchone() is None:
-                cur.execute(self._sql(_RAW_SQL), (meter_id, key, start_ms, end_ms, max_points))
+                cur.execute(self._sql(_RAW_SQL), (meter_id, key, start_ms, end_ms, exclude, max_points))
                 fetched = cur.fetchall()
                 rows = [RawRow(int(r[0]), r[1], float(r[2]), r[3], int(r[4])) for r in fetched]
                 unit = rows[-1].unit if rows else self._unit(cur, meter_id, key)
@@ -239,7 +242,9 @@ class History:
                     count=[1] * len(rows),
                     rows=rows,
                 )
-            cur.execute(self._sql(_AGGREGATE_SQL), (start_ms, width, meter_id, key, start_ms, end_ms))
+            cur.execute(
+                self._sql(_AGGREGATE_SQL), (start_ms, width, meter_id, key, start_ms, end_ms, exclude)
+            )
             buckets = cur.fetchall()
             unit = self._unit(cur, meter_id, key)
         if not buckets:
@@ -442,11 +447,12 @@ def _event_row(r: Sequence[Any]) -> EventRow:
 _AGGREGATE_SQL: Final = (
     "SELECT (ts - ?) / ? AS bucket, count(value_real), min(value_real), max(value_real), avg(value_real) "
     "FROM readings WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL "
-    "GROUP BY bucket ORDER BY bucket"
+    "AND (quality & ?) = 0 GROUP BY bucket ORDER BY bucket"
 )
 _RAW_SQL: Final = (
     "SELECT ts, value, value_real, unit, quality FROM readings "
-    "WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL ORDER BY ts, id LIMIT ?"
+    "WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL AND (quality & ?) = 0 "
+    "ORDER BY ts, id LIMIT ?"
 )
 _PROBE_SQL: Final = "SELECT ts FROM readings WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT 1 OFFSET ?"
 _UNIT_SQL: Final = "SELECT unit FROM readings WHERE meter_id = ? AND key = ? ORDER BY ts DESC LIMIT 1"

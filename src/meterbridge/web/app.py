@@ -174,6 +174,15 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise views.BadRequest(f"{name} must be an integer, got {text!r}") from None
 
 
+def _flag(request: Request, name: str) -> bool:
+    text = (request.query_params.get(name) or "").lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise views.BadRequest(f"{name} must be 1 or 0 (true or false), got {text!r}")
+
+
 def create_app(
     store: Store,
     *,
@@ -297,6 +306,7 @@ def create_app(
             start,
             end,
             _int_param(request, "points", 1000),
+            _flag(request, "flagged"),
         )
 
     @_guarded

@@ -34,6 +34,12 @@ _RANGE_PARAMS: Final = [
     _q("range", "preset length ending at `end` (default day)", {"enum": ["hour", "day", "week", "month"]}),
 ]
 
+_FLAGGED: Final = _q(
+    "flagged",
+    "1: include readings flagged not monotonic, out of range or meter error (left out by default)",
+    {"enum": ["0", "1", "true", "false"]},
+)
+
 SCHEMAS: Final[dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -95,6 +101,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "start": _INT,
             "end": _INT,
             "raw": {"type": "boolean"},
+            "flagged": {"type": "boolean", "description": "flagged readings included"},
             "bucket_ms": _INT,
             "total": {"type": "integer", "description": "stored rows the points stand for"},
             "t": {"type": "array", "items": _INT},

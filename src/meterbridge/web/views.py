@@ -22,7 +22,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meterbridge.obis import lookup
 from meterbridge.readings import Quality, Reading
-from meterbridge.sinks.history import MAX_POINTS, History, Series, period_boundaries, tariff_keys
+from meterbridge.sinks.history import (
+    BAD_COUNTER_QUALITY,
+    MAX_POINTS,
+    History,
+    Series,
+    period_boundaries,
+    tariff_keys,
+)
 from meterbridge.sinks.store import EVENT_KINDS, MeterInfo, Store
 
 __all__ = [
@@ -352,13 +359,16 @@ def _key_order(key: str) -> tuple[int, str]:
 
 
 def series_view(
-    ctx: WebContext, meter_id: str, key: str, start_ms: int, end_ms: int, points: int
+    ctx: WebContext, meter_id: str, key: str, start_ms: int, end_ms: int, points: int, flagged: bool = False
 ) -> tuple[Series, dict[str, Any]]:
+    """The plot of one register; readings flagged not monotonic, out of range or as a meter error are left
+    out unless ``flagged`` (a garbled 0 of a counter must not draw a spike)."""
     if not key:
         raise BadRequest("key is required")
     if not 1 <= points <= MAX_POINTS:
         raise BadRequest(f"points must be 1-{MAX_POINTS}, got {points}")
-    series = ctx.history.series(meter_id, key, start_ms, end_ms, points)
+    exclude = 0 if flagged else BAD_COUNTER_QUALITY
+    series = ctx.history.series(meter_id, key, start_ms, end_ms, points, exclude=exclude)
     if not series.t:
         _find_meter(ctx, meter_id)  # an empty answer for an unknown meter is a 404 (looked up only then)
     payload: dict[str, Any] = {
@@ -369,6 +379,7 @@ def series_view(
         "start": start_ms,
         "end": end_ms,
         "raw": series.raw,
+        "flagged": flagged,
         "bucket_ms": series.bucket_ms,
         "total": series.total,
         "t": series.t,

@@ -118,6 +118,8 @@
 
   function seriesQuery(cfg, key, range, points) {
     var q = "key=" + encodeURIComponent(key) + "&start=" + range.start + "&end=" + range.end + "&points=" + points;
+    var flagged = document.getElementById("show-flagged");
+    if (flagged && flagged.checked) q += "&flagged=1";
     return "/api/meters/" + encodeURIComponent(cfg.meter_id) + "/series?" + q;
   }
 
@@ -226,6 +228,7 @@
       b.addEventListener("click", function () { setPreset(b.getAttribute("data-range")); });
     });
     reset.addEventListener("click", function () { setPreset("day"); });
+    document.getElementById("show-flagged").addEventListener("change", loadPlots);
     document.getElementById("custom-range").addEventListener("submit", function (e) {
       e.preventDefault();
       var a = Date.parse(document.getElementById("range-from").value + ":00Z");
