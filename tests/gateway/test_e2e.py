@@ -48,7 +48,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
 
 @pytest.fixture(scope="module")
 def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    ports = {"optical": _free_port(), "push": _free_port(), "mbus": _free_port()}
+    ports = {"optical": _free_port(), "push": _free_port(), "mbus": _free_port(), "wrapper": _free_port()}
     log = (tmp_path_factory.mktemp("sim") / "sim.log").open("wb")
     sim = [sys.executable, "-m", "meterbridge", "simulate"]
     procs = [
@@ -76,6 +76,11 @@ def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, i
         ),
         subprocess.Popen(
             [*sim, "mbus", "--tcp", f"127.0.0.1:{ports['mbus']}", "--meters", "10"], stdout=log, stderr=log
+        ),
+        subprocess.Popen(
+            [*sim, "e450", "--wrapper-tcp", f"127.0.0.1:{ports['wrapper']}", "--seed", "3"],
+            stdout=log,
+            stderr=log,
         ),
     ]
     try:
@@ -105,7 +110,15 @@ async def test_every_source_kind_reads_its_simulator(simulators: dict[str, int],
         web_port=8450,
         interval=2,
     )
-    config = parse_config(text)
+    dlms = f"""\
+  - id: e450-g3
+    protocol: dlms
+    transport: tcp://127.0.0.1:{simulators["wrapper"]}
+    wrapper: true
+    interval: 2
+    objects: ["1-0:1.8.0.255", "1-0:32.7.0.255", "1-0:14.7.0.255"]
+"""
+    config = parse_config(text.replace("buses:\n", dlms + "buses:\n", 1))
     store = open_store(str(store_path))
     stop = asyncio.Event()
     task = asyncio.create_task(run_gateway(config, stop, store=store))
@@ -117,6 +130,7 @@ async def test_every_source_kind_reads_its_simulator(simulators: dict[str, int],
             len(mbus) >= 10
             and bool(store.readings("e450-optical", limit=1))
             and len(store.readings("e450-cii")) >= 20
+            and len(store.readings("e450-g3")) >= 6
         )
 
     try:
@@ -136,6 +150,9 @@ async def test_every_source_kind_reads_its_simulator(simulators: dict[str, int],
     assert currents and all(r.ok and r.unit == "A" and float(r.value) < 100 for r in currents)  # type: ignore[arg-type]
     energies = [r.value for r in cii if r.key_text.endswith(":1.8.0.255")]
     assert energies == sorted(energies)  # type: ignore[type-var]
+    g3 = store.latest("e450-g3")
+    assert set(g3) == {"1-0:1.8.0.255", "1-0:32.7.0.255", "1-0:14.7.0.255"}
+    assert g3["1-0:32.7.0.255"].unit == "V" and 200 < float(g3["1-0:32.7.0.255"].value) < 260  # type: ignore[arg-type]
     bus = [m for m in store.meters() if m.protocol == "mbus"]
     assert len(bus) == 10 and all(m.manufacturer and m.serial for m in bus)
     assert all(store.latest(m.id) for m in bus)
