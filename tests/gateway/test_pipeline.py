@@ -306,3 +306,18 @@ async def test_sink_pipelines_batches_but_confirms_only_acknowledged(store: Stor
     stop.set()
     await task
     assert [r.value for _, r in sink.published] == [1000 + n for n in range(50)]
+
+
+async def test_postgresql_as_the_gateways_own_store(postgres_dsn: str) -> None:
+    pg = open_store(postgres_dsn)
+    try:
+        sink = RecordingSink(fail_first=2)
+        items: list[SourceItem] = [energy("m1", n) for n in range(120)]
+        items.insert(50, energy("m1", 50, value=3))  # backwards: flagged, held back
+        gw = Gateway(pg, [ListSource("m1", items)], [sink])
+        await run_until(gw, lambda: gw.stats.readings == 121 and pg.outbox_depth() == 0)
+        assert [r.value for _, r in sink.published] == [1000 + n for n in range(120)]
+        assert [r.quality for r in pg.readings("m1") if not r.ok] == [Quality.NOT_MONOTONIC]
+        assert [e.kind for e in pg.events()] == ["not_monotonic", "not_monotonic"]
+    finally:
+        pg.close()
