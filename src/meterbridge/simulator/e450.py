@@ -30,6 +30,9 @@ Client wPort 16 is the public client, others need the LLS password, server wPort
 management logical device. ``new_association(client_sap)`` is the one DLMS server both the
 optical port and the wrapper use.
 
+Protocol timing (the reaction time, ``inactivity``) runs on the port's clock, real time on
+real ports, whatever speed the model runs at; the push interval is in model seconds.
+
 The model time is ``clock.now()`` (use a ``ScaledClock`` for accelerated time; it never
 goes backwards even if the wall clock does).
 """
@@ -352,7 +355,8 @@ class E450Simulator:
                 return None
             if isinstance(event, Transmit):
                 if first and self.reaction_time:
-                    await self.clock.sleep(self.reaction_time)
+                    # a line time like every protocol time-out: on the port's clock, not the model's
+                    await port.clock.sleep(self.reaction_time)
                 first = False
                 if event.data.startswith(b"/"):
                     self.sessions += 1
