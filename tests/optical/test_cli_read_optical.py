@@ -95,6 +95,16 @@ def test_readout_selected_codes_and_frame_log(e450: str, tmp_path: Path) -> None
     text = log.read_text()
     assert " tx " in text and "2f 3f 21 0d 0a" in text  # the sign-on, in hex
     assert " line " in text  # the baud switch
+    kinds = [entry.split()[1] for entry in text.splitlines()]
+    assert kinds.index("tx") < kinds.index("line")  # opened at 300 7E1: the sign-on is sent as opened
+
+
+def test_readers_one_after_another(e450: str) -> None:
+    """Each reader opens the PTY the previous one left at 300 baud (straight at 7E1)."""
+    for _ in range(3):
+        result = runner.invoke(app, ["read", "optical", e450, "--json", "--obis", "1.8.0"])
+        assert result.exit_code == 0, (result.output, result.exception)
+        assert [r["obis"] for r in rows(result.stdout)] == ["1-0:1.8.0.255"]
 
 
 def test_programming_mode(e450: str) -> None:

@@ -70,7 +70,7 @@ def read_optical(
     from meterbridge.drivers.optical import OpticalReader, read_mode_e
     from meterbridge.errors import MeterbridgeError
     from meterbridge.obis import ObisCode
-    from meterbridge.transports import LineSettings, LoggedTransport, Parity, open_frame_log, open_transport
+    from meterbridge.transports import IEC_SIGN_ON, LoggedTransport, open_frame_log, open_transport
 
     chosen = mode.lower()
     if chosen not in ("c", "e"):
@@ -88,9 +88,7 @@ def read_optical(
     notes: list[str] = []
 
     async def main() -> None:
-        # Opened at 300 8N1; the reader sets 7E1 before the sign-on. (A PTY slave already at 300
-        # baud refuses a 7E1 open with EINVAL; the switch after opening is tolerated there.)
-        transport = await open_transport(port, line=LineSettings(300, 8, Parity.NONE, 1))
+        transport = await open_transport(port, line=IEC_SIGN_ON)
         frame_log = open_frame_log(log_frames) if log_frames else None
         if frame_log is not None:
             transport = LoggedTransport(transport, frame_log)
