@@ -224,3 +224,41 @@ def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
         ["check", "--simulate", "1", "--fault", "e450-optical-1:drift"],
     ):
         assert runner.invoke(app, args).exit_code == 2, args
+
+
+async def test_configured_optical_meter_on_a_pty(tmp_path: Path) -> None:
+    """The configured path end to end: a gateway configuration, the gateway's optical source, a real PTY and
+    the E450 simulator on its other side."""
+    import asyncio
+
+    from meterbridge.simulator.e450 import E450Simulator
+    from meterbridge.transports import IEC_SIGN_ON, RealClock, open_pty_pair
+
+    master, path = await open_pty_pair(line=IEC_SIGN_ON)
+    sim = E450Simulator(clock=RealClock(), seed=2, reaction_time=0.02)
+    task = asyncio.create_task(sim.serve_optical(master))
+    try:
+        config = parse_config(
+            f"meters:\n  - id: e450\n    protocol: optical\n    transport: serial://{path}\n"
+            "    interval: 1\n    timeout: 20\n"
+        )
+        report, _, _ = await run_checklist(
+            ConfiguredInstallation(config),
+            tmp_path,
+            soak_s=2,
+            only=["communication", "measurements", "stability", "monitoring", "documentation"],
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await master.close()
+    items = by_item(report)
+    assert report.status == "pass", [(r.item, r.summary) for r in report.results]
+    comm = items["communication"].findings[0]
+    assert comm.figures["answered"] == 5 and comm.figures["rtt_median_ms"] > 0
+    assert "read, all plausible" in items["measurements"].findings[0].detail
+    assert {f.subject for f in items["monitoring"].findings} == {
+        "/healthz",
+        "/metrics e450",
+        "/metrics outbox",
+    }

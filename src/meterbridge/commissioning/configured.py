@@ -72,6 +72,7 @@ class ConfiguredInstallation:
                 "transport": m.transport,
                 "interval_s": m.interval,
                 "timeout_s": m.timeout,
+                "reply_limit_s": m.timeout,  # a whole read (an optical readout at 300 baud takes seconds)
                 "baud": m.baud,
                 "mode": m.mode,
                 "authentication": m.authentication,
@@ -86,6 +87,8 @@ class ConfiguredInstallation:
                         "interval_s": bus.interval,
                         "timeout_s": bus.timeout,
                         "retries": bus.retries,
+                        # a read polls the whole bus: every listed meter, each within its reply window
+                        "reply_limit_s": bus.timeout * (bus.retries + 1) * max(1, len(bus.meters)),
                         "primary": bm.address,
                         "secondary": bm.secondary,
                     }

@@ -144,9 +144,13 @@ async def measurements(ctx: Context) -> CheckResult:
             if problem:
                 findings.append(Finding(f"{meter_id} {key}", "fail", problem, {"value": str(got[key].value)}))
         if not missing and not any(f.subject.startswith(meter_id + " ") for f in findings):
-            findings.append(
-                Finding(meter_id, "pass", f"all {len(expected)} expected registers read and plausible")
-            )
+            if expected:
+                detail = f"all {len(expected)} expected registers read and plausible"
+            else:
+                detail = (
+                    f"no expected registers configured (objects, registers); {len(got)} read, all plausible"
+                )
+            findings.append(Finding(meter_id, "pass", detail))
     return CheckResult.from_findings("measurements", "Measurements", findings)
 
 
