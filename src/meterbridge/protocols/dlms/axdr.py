@@ -36,6 +36,7 @@ __all__ = [
     "TypeDescription",
     "decode_data",
     "decode_length",
+    "decode_structure",
     "encode_data",
     "encode_length",
 ]
@@ -613,14 +614,15 @@ class Data:
 
 _Decoder = Callable[[bytes | memoryview, int, int], tuple[Data, int]]
 _new_data = Data.__new__
-_set = object.__setattr__
+_set_type = vars(Data)["type"].__set__  # the slot descriptors: stores without the frozen __setattr__
+_set_value = vars(Data)["value"].__set__
 
 
 def _made(tag: DataType, value: DataValue) -> Data:
     """A ``Data`` the decoder built from checked wire bytes (skips the constructor's checks)."""
     d = _new_data(Data)
-    _set(d, "type", tag)
-    _set(d, "value", value)
+    _set_type(d, tag)
+    _set_value(d, value)
     return d
 
 
@@ -643,7 +645,10 @@ def _make_fixed(tag: DataType, fmt: str) -> _Decoder:
     def dec(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
         if pos + size > len(buf):
             _need(buf, pos, size, what)
-        return _made(tag, unpack(buf, pos)[0]), pos + size
+        d = _new_data(Data)
+        _set_type(d, tag)
+        _set_value(d, unpack(buf, pos)[0])
+        return d, pos + size
 
     return dec
 
@@ -699,15 +704,25 @@ def _dec_sequence(tag: DataType) -> _Decoder:
 
 def _make_string(tag: DataType) -> _Decoder:
     what = tag.name.lower().replace("_", "-")
+    octets = tag is DataType.OCTET_STRING
 
     def dec(buf: bytes | memoryview, pos: int, depth: int) -> tuple[Data, int]:
-        n, pos = decode_length(buf, pos)
-        end = pos + n
-        if end > len(buf):
-            _need(buf, pos, n, what)
+        if pos < len(buf) and buf[pos] < 0x80:  # a one-byte length, the usual case
+            end = pos + 1 + buf[pos]
+            pos += 1
+            if end > len(buf):
+                _need(buf, pos, end - pos, what)
+        else:
+            n, pos = decode_length(buf, pos)
+            end = pos + n
+            if end > len(buf):
+                _need(buf, pos, n, what)
         raw = bytes(buf[pos:end])
-        if tag is DataType.OCTET_STRING:
-            return _made(tag, raw), end
+        if octets:
+            d = _new_data(Data)
+            _set_type(d, tag)
+            _set_value(d, raw)
+            return d, end
         try:
             text = raw.decode("ascii" if tag is DataType.VISIBLE_STRING else "utf-8")
             return Data(tag, text), end
@@ -854,6 +869,35 @@ _DONT_CARE = Data(DataType.DONT_CARE)
 _TRUE = Data(DataType.BOOLEAN, True)
 _FALSE = Data(DataType.BOOLEAN, False)
 _DECODERS = _build_decoders()
+
+
+def decode_structure(
+    buf: bytes | memoryview, pos: int, count: int, head: tuple[Data, ...] = ()
+) -> tuple[Data, int]:
+    """A top-level structure of ``count`` elements from its first element on (after tag and length).
+
+    The first ``len(head)`` elements are given already decoded (a push decoder does not decode
+    again the object list it has seen); the others are read from ``pos`` on, exactly as
+    ``decode_data`` reads them inside the structure. Returns the structure and the offset after it.
+    """
+    total, count = count, count - len(head)
+    if count > len(buf) - pos:  # every element left needs at least its tag byte
+        raise FramingError(
+            f"structure of {total} elements cannot fit in {len(buf) - pos} bytes", offset=pos, layer=LAYER
+        )
+    items = list(head)
+    append = items.append
+    table = _DECODERS
+    end = len(buf)
+    for _ in range(count):
+        if pos >= end:
+            raise FramingError("input ends inside structure", offset=pos, layer=LAYER)
+        fn = table[buf[pos]]
+        if fn is None:
+            _unknown(buf, pos)
+        item, pos = fn(buf, pos + 1, 1)  # type: ignore[misc]
+        append(item)
+    return _made(DataType.STRUCTURE, tuple(items)), pos
 
 
 def decode_data(buf: bytes | memoryview, offset: int = 0) -> tuple[Data, int]:

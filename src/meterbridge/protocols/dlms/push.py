@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from meterbridge.errors import FramingError, ProtocolError, SecurityError, UnsupportedError
 from meterbridge.obis import ObisCode, lookup
@@ -56,8 +56,8 @@ from meterbridge.protocols.dlms.axdr import (
     CosemDateTime,
     Data,
     DataType,
-    decode_data,
     decode_length,
+    decode_structure,
     encode_data,
 )
 from meterbridge.protocols.dlms.cosem import ScalerUnit, scale, value_of
@@ -86,6 +86,7 @@ _PUSH_SETUP_CLASS = 40
 _CLOCK_CLASS = 8
 MBUS_LAYER = "mbus"
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,27 @@ def _kind(class_id: int, obis: ObisCode) -> int:
     return _REGISTER
 
 
+class _Plan(NamedTuple):
+    """How to read a body of ``size`` values: which positions are registers, which name or clock."""
+
+    size: int
+    registers: tuple[tuple[int, ObisCode, int, str | None], ...]  # (position, OBIS, scaler, unit)
+    others: tuple[tuple[int, int], ...]  # (position, kind) of the meter's name and clock, in order
+
+    @classmethod
+    def of(cls, entries: Sequence[tuple[int, ObisCode, int, str | None]]) -> _Plan:
+        """From (kind, OBIS, scaler, unit) per position."""
+        return cls(
+            len(entries),
+            tuple(
+                (i, obis, scaler, unit)
+                for i, (kind, obis, scaler, unit) in enumerate(entries)
+                if kind == _REGISTER
+            ),
+            tuple((i, kind) for i, (kind, _, _, _) in enumerate(entries) if kind in (_NAME, _CLOCK)),
+        )
+
+
 class _ObjectListMemo:
     """The last push object list seen and its (class id, OBIS) pairs: pushes repeat their list."""
 
@@ -201,14 +223,14 @@ class _ObjectListMemo:
         self.raw = b""
         self.objects: Data | None = None
         self.pairs: list[tuple[int, ObisCode]] = []  # (kind, OBIS)
-        self._plan: list[tuple[int, ObisCode, int, str | None]] = []
+        self._plan = _Plan(0, (), ())
         self._plan_key: tuple[int, int] = (0, 0)
 
-    def plan(self, formats: _Formats) -> list[tuple[int, ObisCode, int, str | None]]:
-        """(kind, OBIS, scaler, unit) per position, for these pairs and these formats (cached)."""
+    def plan(self, formats: _Formats) -> _Plan:
+        """The plan for these pairs and these formats (cached)."""
         key = (id(self.pairs), id(formats))
         if key != self._plan_key:
-            self._plan = [(kind, obis, *formats.get(obis)) for kind, obis in self.pairs]
+            self._plan = _Plan.of([(kind, obis, *formats.get(obis)) for kind, obis in self.pairs])
             self._plan_key = key
         return self._plan
 
@@ -343,37 +365,34 @@ def read_notification(
     name: str | None = None
     stamp: datetime | None = None
     leading: Data | None = None
-    registers: list[tuple[ObisCode, Data, int, str | None]] = []
     items = notification.body.value
     if _memo is not None and isinstance(items, tuple) and items and items[0] is _memo.objects:
         # the same push object list as before: its plan (kinds, scalers, units) is known
         plan = _memo.plan(fmts)
-        values = items if len(items) == len(plan) else items[1:]
-        if len(values) != len(plan):
+        values = items if len(items) == plan.size else items[1:]
+        if len(values) != plan.size:
             raise FramingError(
-                f"push object list names {len(plan)} objects but the push carries {len(items) - 1} values",
+                f"push object list names {plan.size} objects but the push carries {len(items) - 1} values",
                 layer="dlms",
             )
-        for (kind, obis, scaler, unit), value in zip(plan, values, strict=True):
-            if kind == _REGISTER:
-                registers.append((obis, value, scaler, unit))
-            elif kind == _NAME:
-                name = _text(value_of(value, default_tz))
-            elif kind == _CLOCK:
-                stamp = _stamp_of(value, default_tz)
     else:
         entries, leading = _entries(notification.body, layout)
-        for kind, obis, value, su in entries:
-            if kind == _REGISTER:
-                if su is not None:
-                    scaler, unit = su.scaler, su.symbol
-                else:
-                    scaler, unit = fmts.get(obis)
-                registers.append((obis, value, scaler, unit))
-            elif kind == _NAME:
-                name = _text(value_of(value, default_tz))
-            elif kind == _CLOCK:
-                stamp = _stamp_of(value, default_tz)
+        plan = _Plan.of(
+            [
+                (kind, obis, 0, None)
+                if kind != _REGISTER
+                else (kind, obis, su.scaler, su.symbol)
+                if su is not None
+                else (kind, obis, *fmts.get(obis))
+                for kind, obis, _, su in entries
+            ]
+        )
+        values = tuple(entry[2] for entry in entries)
+    for i, kind in plan.others:
+        if kind == _NAME:
+            name = _text(value_of(values[i], default_tz))
+        else:
+            stamp = _stamp_of(values[i], default_tz)
     if stamp is None and leading is not None:
         stamp = _stamp_of(leading, default_tz)
     if stamp is None and notification.date_time is not None and notification.date_time.is_complete:
@@ -386,17 +405,24 @@ def read_notification(
         )
     meter = name or meter_id or (system_title_text(system_title) if system_title else None) or "unidentified"
     quality = Quality.UNAUTHENTICATED if authenticated is False else Quality.OK
-    readings = []
-    for obis, value, scaler, unit in registers:
+    # (key, value, unit) of each register, in the order pushed
+    converted: list[tuple[ObisCode | str, Value, str | None]] = []
+    append = converted.append
+    for i, obis, scaler, unit in plan.registers:
+        value = values[i]
         wire = value.value
-        result: Value
         if type(wire) is int:
-            result = scale(wire, scaler) if scaler else wire
+            append((obis, scale(wire, scaler) if scaler else wire, unit))
         else:
-            result = value_of(value, default_tz)
-        readings.append(Reading(meter, obis, result, unit, stamp, quality))
+            append((obis, value_of(value, default_tz), unit))
     return PushReadings(
-        meter, stamp, tuple(readings), authenticated, system_title, invocation_counter, notification
+        meter,
+        stamp,
+        Reading.batch(meter, stamp, converted, quality),
+        authenticated,
+        system_title,
+        invocation_counter,
+        notification,
     )
 
 
@@ -616,18 +642,14 @@ class PushDecoder:
             if p < len(data) and data[p] == DataType.STRUCTURE:
                 count, q = decode_length(data, p + 1)
                 if memo.objects is not None and count and data.startswith(memo.raw, q):
-                    items = [memo.objects]
-                    pos = q + len(memo.raw)
-                    for _ in range(count - 1):
-                        item, pos = decode_data(data, pos)
-                        items.append(item)
+                    body, pos = decode_structure(data, q + len(memo.raw), count, (memo.objects,))
                     if pos != len(data):
                         raise FramingError(
                             f"{len(data) - pos} bytes after the APDU", offset=pos, layer="dlms"
                         )
                     stamp = CosemDateTime.decode(data, 6) if data[5] else None
-                    invoke = int.from_bytes(data[1:5], "big")
-                    return DataNotification(invoke, stamp, Data(DataType.STRUCTURE, tuple(items)))
+                    invoke = _U32.unpack_from(data, 1)[0]
+                    return DataNotification(invoke, stamp, body)
                 apdu = decode_apdu(data)
                 assert isinstance(apdu, DataNotification)
                 body = apdu.body
