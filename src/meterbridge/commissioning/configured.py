@@ -56,7 +56,7 @@ class ConfiguredInstallation:
             if source is not None:
                 self._sources[meter.id] = source
         for bus in config.buses:
-            source = next((s for s in sources if bus.id in s.name), None)
+            source = next((s for s in sources if s.name in (f"mbus:{bus.id}", bus.id)), None)
             if source is not None:
                 for bm in bus.meters:
                     if bm.id:
