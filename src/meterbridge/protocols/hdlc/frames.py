@@ -333,11 +333,27 @@ def _parse_header(buf: bytes | bytearray | memoryview, start: int, base: int) ->
     return _Header(length, bool(fmt & 0x08), destination, source, pos, has_information)
 
 
+_GOOD_RESIDUE: Final = 0x1D0F
+"""``crc_hqx`` over the bit-mirrored bytes of data followed by its right FCS (low byte first), from 0xFFFF.
+
+The CRC-16/X-25 residue 0xF0B8, bit-mirrored. Appending the two FCS bytes maps each possible FCS
+to a different register value, so the residue is reached exactly when the FCS is the expected one.
+"""
+
+
+def _sound(buf: bytes | bytearray | memoryview, first: int, at: int) -> bool:
+    """True when the two bytes at ``at`` are the FCS of ``buf[first:at]`` (one CRC over both)."""
+    chunk = buf[first : at + 2]
+    if type(chunk) is memoryview:
+        chunk = chunk.tobytes()
+    return binascii.crc_hqx(chunk.translate(_MIRROR), 0xFFFF) == _GOOD_RESIDUE
+
+
 def _check_hcs(buf: bytes | bytearray | memoryview, start: int, header: _Header, base: int) -> None:
     at = header.control_at + 1
-    expected = fcs16(buf, start + 1, at)
-    found = buf[at] | (buf[at + 1] << 8)
-    if expected != found:
+    if not _sound(buf, start + 1, at):
+        expected = fcs16(buf, start + 1, at)
+        found = buf[at] | (buf[at + 1] << 8)
         raise ChecksumError(
             f"HCS mismatch: expected 0x{expected:04X}, found 0x{found:04X}", offset=base + at, layer=LAYER
         )
@@ -345,9 +361,9 @@ def _check_hcs(buf: bytes | bytearray | memoryview, start: int, header: _Header,
 
 def _check_fcs(buf: bytes | bytearray | memoryview, start: int, header: _Header, base: int) -> None:
     at = start + 1 + header.length - 2
-    expected = fcs16(buf, start + 1, at)
-    found = buf[at] | (buf[at + 1] << 8)
-    if expected != found:
+    if not _sound(buf, start + 1, at):
+        expected = fcs16(buf, start + 1, at)
+        found = buf[at] | (buf[at + 1] << 8)
         raise ChecksumError(
             f"FCS mismatch: expected 0x{expected:04X}, found 0x{found:04X}", offset=base + at, layer=LAYER
         )
