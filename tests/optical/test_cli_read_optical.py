@@ -144,3 +144,44 @@ def test_mode_e_hands_over_to_dlms(tmp_path: Path) -> None:
         assert proc.poll() is None
     result = runner.invoke(app, ["read", "optical", "/dev/null", "--mode", "e"])
     assert result.exit_code == 2 and "--obis" in result.output
+
+
+def snrm_sources(log: Path) -> list[str]:
+    """HDLC client address bytes of the SNRMs sent: ``tx .. 7e a0 LEN 02 23 CLIENT 93``."""
+    entries = [entry.split()[1:] for entry in log.read_text().splitlines()]
+    return [
+        e[7]
+        for e in entries
+        if e[0] == "tx" and e[2:4] == ["7e", "a0"] and e[5:7] == ["02", "23"] and e[8] == "93"
+    ]
+
+
+def test_mode_e_password_reads_as_the_reading_client(tmp_path: Path) -> None:
+    """--password without --client: LLS as client 32 (HDLC address 0x41); a wrong one leaves the meter usable."""
+    obis = ["--obis", "1.8.0", "--obis", "32.7.0"]
+    with running_e450(tmp_path) as (link, proc, errors):
+        wrong = runner.invoke(app, ["read", "optical", link, "--mode", "e", "--password", "bad-pass", *obis])
+        assert wrong.exit_code == 2, (wrong.output, errors.read_text())
+        assert "rejected the association" in wrong.stderr and "--password" in wrong.stderr
+        assert "bad-pass" not in wrong.output
+
+        def read(*extra: str) -> list[str]:
+            log = tmp_path / f"frames-{len(extra)}-{'-'.join(extra)}.log"
+            args = ["read", "optical", link, "--mode", "e", "--json", *obis, "--log-frames", str(log), *extra]
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, (result.output, errors.read_text())
+            assert [r["obis"] for r in rows(result.stdout)] == ["1-0:1.8.0.255", "1-0:32.7.0.255"]
+            assert "00000000" not in result.output
+            return snrm_sources(log)
+
+        assert read("--password", "00000000") == ["41"]  # client 32
+        assert read() == ["21"]  # no password: the public client 16
+        assert read("--password", "00000000", "--client", "1") == ["03"]  # client 1, as asked
+        assert proc.poll() is None
+
+    public = runner.invoke(
+        app, ["read", "optical", "/dev/null", "--mode", "e", "--client", "16", "--password", "x", *obis]
+    )
+    assert public.exit_code == 2 and "public client" in public.output
+    too_big = runner.invoke(app, ["read", "optical", "/dev/null", "--mode", "e", "--client", "200", *obis])
+    assert too_big.exit_code == 2 and "--client" in too_big.output

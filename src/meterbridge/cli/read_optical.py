@@ -2,7 +2,8 @@
 
 Mode C without a password: the data readout (every value, or the ``--obis`` ones).
 Mode C with ``--password``: programming mode, one R1 read per ``--obis`` code.
-Mode E: the line is handed to HDLC and the DLMS client driver reads the ``--obis`` codes.
+Mode E: the line is handed to HDLC and the DLMS client driver reads the ``--obis`` codes, as
+the public client (16) or, with ``--password``, as the reading client (32) with LLS.
 """
 
 from __future__ import annotations
@@ -38,14 +39,22 @@ def read_optical(
         typer.Option(
             "--password",
             envvar="METERBRIDGE_IEC_PASSWORD",
-            help="Mode c: P1 password, read the --obis registers in programming mode. Mode e: DLMS LLS password.",
+            help="Mode c: P1 password, read the --obis registers in programming mode. "
+            "Mode e: DLMS LLS password (read as client 32 unless --client says otherwise).",
             show_default=False,
         ),
     ] = None,
     client: Annotated[
-        int,
-        typer.Option("--client", help="Mode e: DLMS client address (16: public; with --password e.g. 32)."),
-    ] = 16,
+        int | None,
+        typer.Option(
+            "--client",
+            help="Mode e: DLMS client address. Default: 16 (public client, no authentication) without "
+            "--password; 32 (Landis+Gyr reading client, LLS) with --password.",
+            min=1,
+            max=127,
+            show_default=False,
+        ),
+    ] = None,
     baud: Annotated[
         int | None, typer.Option("--baud", help="Highest speed to agree on (default: the meter's).")
     ] = None,
@@ -67,7 +76,8 @@ def read_optical(
     import asyncio
 
     from meterbridge.cli.decode import to_json
-    from meterbridge.drivers.optical import OpticalReader, read_mode_e
+    from meterbridge.drivers.dlms_client import AssociationRefused
+    from meterbridge.drivers.optical import PUBLIC_CLIENT, OpticalReader, read_mode_e
     from meterbridge.errors import MeterbridgeError
     from meterbridge.obis import ObisCode
     from meterbridge.transports import IEC_SIGN_ON, LoggedTransport, open_frame_log, open_transport
@@ -81,6 +91,11 @@ def read_optical(
         raise typer.BadParameter(str(exc)) from None
     if chosen == "e" and not wanted:
         raise typer.BadParameter("--mode e reads registers over DLMS: name them with --obis")
+    if chosen == "e" and client == PUBLIC_CLIENT and password is not None:
+        raise typer.BadParameter(
+            f"--client {PUBLIC_CLIENT} is the public client, which never authenticates: "
+            "drop --password or pick another --client (e.g. 32)"
+        )
     if chosen == "c" and password is not None and not wanted:
         raise typer.BadParameter("--password reads registers in programming mode: name them with --obis")
 
@@ -130,7 +145,10 @@ def read_optical(
     try:
         asyncio.run(main())
     except (MeterbridgeError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        hint = ""
+        if chosen == "e" and isinstance(exc, AssociationRefused) and password is not None:
+            hint = " (wrong --password, or this --client has another password or none)"
+        typer.echo(f"error: {exc}{hint}", err=True)
         raise typer.Exit(2) from None
     for note in notes:
         typer.echo(f"recovered: {note}", err=True)

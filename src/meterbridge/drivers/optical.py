@@ -13,6 +13,10 @@
 * ``await reader.hand_over()``: mode E, ``ACK 2 Z 2``; the line switches to 8N1 and
   belongs to HDLC. ``await read_mode_e(reader, obis)`` then hands the transport to the
   DLMS client driver (``meterbridge.drivers.dlms_client``), which reads the registers.
+  The DLMS client is the public client (16, no authentication) without a password and,
+  with ``password=``, the Landis+Gyr reading client (32) with LLS; ``client=`` overrides.
+  Whatever happens, the HDLC link is ended with DISC, so that the meter returns to
+  IEC 62056-21 at once (also after a refused association, e.g. a wrong password).
 
 Nothing here sleeps a fixed time: every wait is for bytes, bounded by
 ``response_timeout`` (IEC 62056-21 allows a meter 1.5 s to react and 1.5 s between
@@ -32,17 +36,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from meterbridge.errors import (
     AuthenticationError,
     ChecksumError,
+    ConfigError,
     MeterbridgeError,
     ProtocolError,
     TransportError,
     UnsupportedError,
 )
 from meterbridge.protocols.events import NEED_DATA
+from meterbridge.protocols.hdlc import HdlcAddress
 from meterbridge.protocols.iec62056_21 import (
     BAUD_MODE_C,
     Ack,
@@ -72,8 +78,13 @@ from meterbridge.protocols.iec62056_21 import LineSettings as IecLine
 from meterbridge.readings import Reading
 from meterbridge.transports import IEC_SIGN_ON, LineSettings, Parity, Transport, TransportTimeout
 
+if TYPE_CHECKING:
+    from meterbridge.protocols.dlms.association import Authentication
+
 __all__ = [
     "DEFAULT_RESPONSE_TIMEOUT",
+    "PUBLIC_CLIENT",
+    "READING_CLIENT",
     "HandOver",
     "OpticalReader",
     "OpticalReadout",
@@ -84,6 +95,10 @@ __all__ = [
 ]
 
 DEFAULT_RESPONSE_TIMEOUT: Final = 1.5  # IEC 62056-21: reaction time and inter-character time at most 1.5 s
+PUBLIC_CLIENT: Final = 16
+"""DLMS client SAP of the public client: no authentication (every DLMS meter has it)."""
+READING_CLIENT: Final = 32
+"""DLMS client SAP of the Landis+Gyr reading client (E450 and others): LLS password."""
 _PROGRAMMING_STATES: Final = frozenset(
     {
         ClientState.AWAIT_OPERAND,
@@ -435,13 +450,55 @@ def _gave_up(last: BaseException, failures: list[str]) -> MeterbridgeError:
     return TransportError(summary)
 
 
-async def read_mode_e(reader: OpticalReader, obis: Sequence[str], **options: Any) -> list[Reading]:
+async def read_mode_e(
+    reader: OpticalReader,
+    obis: Sequence[str],
+    *,
+    client: int | None = None,
+    password: bytes | str | None = None,
+    authentication: Authentication = None,
+    server: HdlcAddress | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    **session: Any,
+) -> list[Reading]:
     """Mode E: hand the line over and let the DLMS client driver read ``obis``.
 
-    ``options`` go to ``meterbridge.drivers.dlms_client.read_after_hand_over``
-    (``password``, ``client``, ``server``, ``timeout`` ...).
+    ``client`` defaults to :data:`PUBLIC_CLIENT` (16) without ``password`` or
+    ``authentication`` and to :data:`READING_CLIENT` (32) with them: the public client
+    never authenticates. A client address outside 0..127 raises ``ValueError`` before
+    anything is sent. ``password`` is the LLS password. ``server``, ``timeout``,
+    ``retries`` go to ``meterbridge.drivers.dlms_client.HdlcLink`` and ``session`` to
+    ``DlmsSession``. The link is always ended with DISC (also when the meter refuses the
+    association), so that the meter returns to IEC 62056-21 for the next sign-on.
     """
-    from meterbridge.drivers.dlms_client import read_after_hand_over
+    from meterbridge.drivers.dlms_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DlmsSession, HdlcLink
 
+    if password is not None and authentication is None:
+        from meterbridge.protocols.dlms.association import Lls
+
+        try:
+            secret = password.encode("ascii") if isinstance(password, str) else password
+        except UnicodeEncodeError:
+            raise ConfigError("an LLS password is ASCII characters", where="password") from None
+        authentication = Lls(secret)
+    if client is None:
+        client = PUBLIC_CLIENT if authentication is None else READING_CLIENT
+    # a bad address is refused before the line is handed over (ValueError)
+    client_address = HdlcAddress.client(client)
     hand_over = await reader.hand_over()
-    return await read_after_hand_over(hand_over.transport, obis, pending=hand_over.pending, **options)
+    link = HdlcLink(
+        hand_over.transport,
+        client=client_address,
+        server=server,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        retries=DEFAULT_RETRIES if retries is None else retries,
+        pending=hand_over.pending,
+    )
+    meter = DlmsSession(link, authentication=authentication, **session)
+    try:
+        # open() inside: a refused association (or a time-out) must still send DISC
+        await meter.open()
+        return await meter.read_registers(obis)
+    finally:
+        await meter.close()
