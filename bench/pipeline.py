@@ -2,7 +2,7 @@
 bare paho-mqtt loop publishing the same payloads at the same QoS, and peak memory with 1,000 meters.
 
     .venv/bin/python bench/pipeline.py [--broker mqtt://127.0.0.1:1883] [--meters 1000] [--registers 10]
-                                       [--rounds 5]
+                                       [--rounds 5] [--repeat 2]
 
 Each of ``--meters`` simulated meters is a source that yields ``--registers`` readings (energies, powers,
 voltages, currents, frequency, power factor, THD: the E450's push list) per round, ``--rounds`` rounds.
@@ -12,8 +12,9 @@ QoS 1; a reading is confirmed in the outbox only after its PUBACK). The time run
 
 The reference publishes the same fleet-stream payloads (``mqtt_topics.reading_payload`` of each reading, to
 the same topics) from one paho-mqtt 2 client with ``loop_start`` at QoS 1 and stops when every PUBACK is in.
-Both runs are child processes of this script (so that each one's peak RSS is its own) against the same
-broker, in the same invocation. A third row runs our pipeline with Home Assistant discovery on (state
+Every run is a child process of this script (so that each one's peak RSS is its own) against the same
+broker, in the same invocation; the runs alternate (paho, ours, ours with HA, paho, ...) and the best of
+``--repeat`` counts, since the machine is shared. A third row runs our pipeline with Home Assistant discovery on (state
 topics and discovery payloads on top of the stream), for information. A fourth child measures the peak
 memory of a gateway with 1,000 meters.
 """
@@ -197,7 +198,7 @@ def child(kind: str, args: argparse.Namespace) -> dict[str, float]:
         str(args.registers),
         "--rounds",
         str(args.rounds),
-    ]
+    ]  # --repeat is the parent's business
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     if out.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{out.stderr[-4000:]}")
@@ -210,6 +211,7 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=1000)
     parser.add_argument("--registers", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument("--child", choices=["pipeline", "pipeline-ha", "paho"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "paho":
@@ -225,24 +227,27 @@ def main() -> None:
     total = args.meters * args.registers * args.rounds
     print(
         f"{args.meters} meters x {args.registers} registers x {args.rounds} rounds = {total} readings, "
-        f"broker {args.broker}, MQTT QoS 1"
+        f"broker {args.broker}, MQTT QoS 1, best of {args.repeat} alternating runs"
     )
-    paho_result = child("paho", args)
-    ours = child("pipeline", args)
-    ours_ha = child("pipeline-ha", args)
+    runs: dict[str, list[dict[str, float]]] = {"paho": [], "pipeline": [], "pipeline-ha": []}
+    for _ in range(args.repeat):  # alternate, so that a load spike on the shared machine hits both
+        for kind, results in runs.items():
+            results.append(child(kind, args))
+    best = {kind: max(results, key=lambda r: r["rate"]) for kind, results in runs.items()}
     rows = [
-        ("bare paho-mqtt loop (publish + PUBACK only)", paho_result),
-        ("meterbridge: validate + SQLite + MQTT stream", ours),
-        ("meterbridge: same + Home Assistant states", ours_ha),
+        ("bare paho-mqtt loop (publish + PUBACK only)", "paho"),
+        ("meterbridge: validate + SQLite + MQTT stream", "pipeline"),
+        ("meterbridge: same + Home Assistant states", "pipeline-ha"),
     ]
-    print(f"\n{'run':48} {'readings/s':>11} {'seconds':>8} {'peak RSS MB':>12}")
-    for label, r in rows:
-        print(f"{label:48} {r['rate']:>11,.0f} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.1f}")
-    ratio = ours["rate"] / paho_result["rate"]
+    print(f"\n{'run':48} {'readings/s':>11} {'all runs':>22} {'peak RSS MB':>12}")
+    for label, kind in rows:
+        r = best[kind]
+        every = " / ".join(f"{x['rate']:,.0f}" for x in runs[kind])
+        print(f"{label:48} {r['rate']:>11,.0f} {every:>22} {r['peak_rss_mb']:>12.1f}")
+    ratio = best["pipeline"]["rate"] / best["paho"]["rate"]
     print(f"\nratio meterbridge / paho loop: {ratio:.2f} (target >= 0.50)")
-    print(
-        f"peak memory of the gateway with {args.meters} meters: {ours['peak_rss_mb']:.1f} MB (target < 200 MB)"
-    )
+    peak = max(x["peak_rss_mb"] for x in runs["pipeline"] + runs["pipeline-ha"])
+    print(f"peak memory of the gateway with {args.meters} meters: {peak:.1f} MB (target < 200 MB)")
 
 
 if __name__ == "__main__":
