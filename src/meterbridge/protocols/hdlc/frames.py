@@ -548,6 +548,69 @@ _new_frame = object.__new__
 )
 
 
+def _plain_frame(buf: bytes | bytearray, start: int, close: int) -> HdlcFrame | None:
+    """The frame from the opening flag ``buf[start]`` to the closing flag ``buf[close]``, in one pass.
+
+    Covers the frames a line usually carries: 1- or 2-byte addresses already seen, sound HCS and
+    FCS, a control byte of the standard's set. Answers ``None`` for anything else (4-byte or new
+    addresses, any error): the caller then takes the general path (``_parse_header``,
+    ``_check_hcs``, ``_from_checked``), which gives the same frame or raises the precise error.
+    """
+    fmt = buf[start + 1]
+    length = close - start - 1
+    if length < 7 or fmt & 0xF0 != 0xA0 or ((fmt & 0x07) << 8) | buf[start + 2] != length:
+        return None
+    # every index read below is at most start + 7 < close: inside the frame
+    p = start + 3
+    first = buf[p]
+    if first & 1:
+        destination = _ONE_BYTE_ADDRESS[first]
+        p += 1
+    else:
+        destination = _TWO_BYTE_ADDRESS.get((first << 8) | buf[p + 1])
+        p += 2
+    first = buf[p]
+    if first & 1:
+        source = _ONE_BYTE_ADDRESS[first]
+        p += 1
+    else:
+        source = _TWO_BYTE_ADDRESS.get((first << 8) | buf[p + 1])
+        p += 2
+    if destination is None or source is None:  # the cache only holds keys whose second byte ends the address
+        return None
+    control = _CONTROL_TABLE[buf[p]]  # p is the control byte
+    header_only = p - start + 2  # format..control + FCS
+    if control is None or length < header_only:
+        return None
+    crc = binascii.crc_hqx
+    if length > header_only:  # an information field, after the HCS
+        if (
+            length < header_only + 3
+            or crc(buf[start + 1 : p + 3].translate(_MIRROR), 0xFFFF) != _GOOD_RESIDUE
+        ):
+            return None
+        information = bytes(buf[p + 3 : close - 2])
+        if control.kind not in _CARRIES_INFORMATION:
+            return None
+    else:
+        information = b""
+    segmented = bool(fmt & 0x08)
+    if (segmented and control.kind not in _MAY_SEGMENT) or crc(
+        buf[start + 1 : close].translate(_MIRROR), 0xFFFF
+    ) != _GOOD_RESIDUE:
+        return None
+    frame = _new_frame(HdlcFrame)
+    _set_kind(frame, control.kind)
+    _set_destination(frame, destination)
+    _set_source(frame, source)
+    _set_information(frame, information)
+    _set_poll_final(frame, control.poll_final)
+    _set_send_sequence(frame, control.send_sequence)
+    _set_receive_sequence(frame, control.receive_sequence)
+    _set_segmented(frame, segmented)
+    return frame
+
+
 # --------------------------------------------------------------------------- negotiation
 
 

@@ -32,6 +32,7 @@ from meterbridge.protocols.hdlc.frames import (
     HdlcFrame,
     _check_hcs,
     _parse_header,
+    _plain_frame,
 )
 
 __all__ = ["DEFAULT_MAX_BUFFER", "HdlcStream"]
@@ -113,6 +114,12 @@ class HdlcStream:
             if fmt & 0xF0 != 0xA0:  # a closing flag, or a 7E in the noise
                 self._pos = start + 1
                 continue
+            close = start + 1 + (((fmt & 0x07) << 8) | buf[start + 2]) if len(buf) - start > 2 else len(buf)
+            if close < len(buf) and buf[close] == FLAG:  # the whole frame is here: try the one-pass decoder
+                frame = _plain_frame(buf, start, close)
+                if frame is not None:
+                    self._pos = close
+                    return frame
             try:
                 header = _parse_header(buf, start, self._base)
                 if header is None:
