@@ -185,3 +185,16 @@ def test_mode_e_password_reads_as_the_reading_client(tmp_path: Path) -> None:
     assert public.exit_code == 2 and "public client" in public.output
     too_big = runner.invoke(app, ["read", "optical", "/dev/null", "--mode", "e", "--client", "200", *obis])
     assert too_big.exit_code == 2 and "--client" in too_big.output
+
+
+def test_help_names_the_defaults() -> None:
+    from meterbridge.drivers.dlms_client import DEFAULT_TIMEOUT
+    from meterbridge.drivers.optical import PUBLIC_CLIENT, READING_CLIENT
+
+    result = runner.invoke(app, ["read", "optical", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert (
+        f"Default: {PUBLIC_CLIENT} (public client" in text and f"{READING_CLIENT} (Landis+Gyr reading" in text
+    )
+    assert f"DLMS in mode e waits {DEFAULT_TIMEOUT:g} s" in text

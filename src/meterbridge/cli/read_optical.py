@@ -62,10 +62,17 @@ def read_optical(
         str, typer.Option("--address", help="Device address for the sign-on (default: any meter).")
     ] = "",
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Longest silence accepted while a message is due (s).")
+        float,
+        typer.Option(
+            "--timeout",
+            help="Longest silence accepted while an IEC 62056-21 message is due (s); DLMS in mode e waits 3 s.",
+        ),
     ] = 1.5,
     retries: Annotated[
-        int, typer.Option("--retries", help="Further attempts after a garbled or missing readout.")
+        int,
+        typer.Option(
+            "--retries", help="Mode c: further attempts after a garbled or missing readout or answer."
+        ),
     ] = 2,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per value.")] = False,
     log_frames: Annotated[

@@ -25,7 +25,7 @@ Opening ports:
 * ``await open_tcp(host, port)``, ``await open_udp(host, port)``,
   ``await serve_tcp(handler, host, port)`` (``sockets.py``).
 * ``master, path = await open_pty_pair(link="/tmp/e450")`` (``pty.py``): a simulated meter
-  as a serial device; ``master.peer_line()`` tells what the reader set.
+  as a serial device; ``master.peer_baud()`` tells the speed the reader set.
 * ``a, b = pipe_pair()`` (``memory.py``): in-memory, instant.
 
 Wrappers (each is a Transport around a Transport):
