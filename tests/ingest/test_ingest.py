@@ -307,3 +307,110 @@ def test_a_killed_cli_copy_loses_nothing(broker5, postgres_dsn, prefix, services
     by_copy = {by for *_, by in found}
     assert by_copy == {cli_id, f"{prefix}-b"}
     assert other.stats.inserted > 0
+
+
+async def test_gateway_to_postgres_through_a_broker_restart(
+    mosquitto_factory, postgres_dsn, tmp_path
+) -> None:
+    """Gateway store -> MqttSink -> private Mosquitto (stopped and restarted under load) -> two ingest copies
+    -> PostgreSQL: every stored reading is one row, also those published before the copies were back."""
+    broker = mosquitto_factory(persistence=True)
+    prefix = f"mbr{uuid.uuid4().hex[:8]}"
+    copies = [
+        IngestService(
+            IngestSettings(
+                mqtt=MqttSettings(host=broker.host, port=broker.port),
+                dsn=postgres_dsn,
+                prefix=prefix,
+                group="restart",
+                client_id=f"{prefix}-{k}",
+                session_expiry=120,
+            )
+        ).start()
+        for k in range(2)
+    ]
+    store = open_store(str(tmp_path / "gw.sqlite"))
+    store.register_sink("mqtt")
+    # after a restart Mosquitto 2.0 routes nothing to a shared subscription until its members are back
+    # (PUBACK "no matching subscribers"): require_subscriber keeps such readings in the outbox
+    sink = MqttSink(
+        MqttSettings(host=broker.host, port=broker.port),
+        gateway_id="gw",
+        prefix=prefix,
+        discovery=False,
+        require_subscriber=True,
+    )
+    sink.poll_interval = 0.05
+    sink.retry_delay = 0.1
+    sink.max_retry_delay = 1.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(sink.run(store, stop))
+    ids: list[int] = []
+    try:
+        for start in range(0, 2000, 50):
+            ids += await asyncio.to_thread(store.add, [reading(i) for i in range(start, start + 50)])
+            sink.wake()
+            await asyncio.sleep(0.01)
+            if start == 600:
+                await asyncio.to_thread(wait_for, lambda: count(postgres_dsn) > 0, "first rows")
+                await asyncio.to_thread(broker.stop)
+            if start == 1000:
+                await asyncio.to_thread(broker.start)
+        await asyncio.to_thread(
+            wait_for, lambda: count(postgres_dsn) >= len(ids), "every reading as a row", 120
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        store.close()
+        for copy in copies:
+            copy.stop()
+    found = rows(postgres_dsn)
+    assert sorted(s for _, s, *_ in found) == ids
+    assert sink.connections >= 2
+    assert all(c.stats.connects >= 2 for c in copies)  # both copies came back after the restart
+
+
+async def test_require_subscriber_keeps_readings_nobody_received(
+    broker5, postgres_dsn, prefix, tmp_path
+) -> None:
+    store = open_store(str(tmp_path / "gw.sqlite"))
+    store.register_sink("mqtt")
+    host, port = broker5
+    sink = MqttSink(
+        MqttSettings(host=host, port=port),
+        gateway_id="gw",
+        prefix=prefix,
+        discovery=False,
+        require_subscriber=True,
+    )
+    sink.poll_interval = 0.05
+    stop = asyncio.Event()
+    task = asyncio.create_task(sink.run(store, stop))
+    copy = None
+    try:
+        ids = store.add([reading(i) for i in range(30)])
+        sink.wake()
+        await asyncio.to_thread(wait_for, lambda: sink.unrouted >= 30, "the broker to say nobody subscribed")
+        assert store.outbox_depth("mqtt") == 30  # published, acknowledged, and still kept
+        copy = IngestService(
+            IngestSettings(
+                mqtt=MqttSettings(host=host, port=port),
+                dsn=postgres_dsn,
+                prefix=prefix,
+                group=f"g{prefix}",
+                client_id=f"{prefix}-late",
+                session_expiry=0,
+            )
+        ).start()
+        await asyncio.to_thread(
+            wait_for, lambda: count(postgres_dsn) == 30, "the readings, once a copy subscribed"
+        )
+        await asyncio.to_thread(wait_for, lambda: store.outbox_depth("mqtt") == 0, "an empty outbox")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        store.close()
+        if copy is not None:
+            copy.stop()
+    assert sorted(s for _, s, *_ in rows(postgres_dsn)) == ids

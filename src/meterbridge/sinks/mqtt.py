@@ -58,7 +58,15 @@ from meterbridge.sinks.mqtt_topics import (
 )
 from meterbridge.sinks.store import MeterInfo, QualityEvent, Store
 
-__all__ = ["ELECTRICITY_ONLY_PROBLEMS", "MqttSettings", "MqttSink", "mqtt_client", "publish_many"]
+__all__ = [
+    "ELECTRICITY_ONLY_PROBLEMS",
+    "NO_MATCHING_SUBSCRIBERS",
+    "MqttSettings",
+    "MqttSink",
+    "mqtt_client",
+    "publish_many",
+    "track_reason_codes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +148,26 @@ def mqtt_client(
     )
 
 
+#: MQTT 5 PUBACK reason code "No matching subscribers": the broker accepted the message and dropped it.
+NO_MATCHING_SUBSCRIBERS: Final = 0x10
+
+
 class _Countdown:
     """Stands in aiomqtt's table of pending publishes for many messages at once: ``set()`` is what
-    aiomqtt's ``on_publish`` calls for each acknowledged message id; the future resolves at zero."""
+    aiomqtt's ``on_publish`` calls for each acknowledged message id; the future resolves at zero.
+    ``note()`` (called by ``track_reason_codes``) records which messages no subscriber received."""
 
-    __slots__ = ("done", "left")
+    __slots__ = ("done", "index_of", "left", "unrouted")
 
-    def __init__(self, left: int, done: asyncio.Future[None]) -> None:
-        self.left = left
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.left = 0
         self.done = done
+        self.index_of: dict[int, int] = {}  # message id -> position in the batch
+        self.unrouted: set[int] = set()
+
+    def note(self, mid: int, reason_code: object) -> None:
+        if getattr(reason_code, "value", reason_code) == NO_MATCHING_SUBSCRIBERS and mid in self.index_of:
+            self.unrouted.add(self.index_of[mid])
 
     def set(self) -> None:
         self.left -= 1
@@ -156,11 +175,28 @@ class _Countdown:
             self.done.set_result(None)
 
 
+def track_reason_codes(client: aiomqtt.Client) -> None:
+    """Let ``publish_many`` see PUBACK reason codes (aiomqtt's ``on_publish`` drops them)."""
+    paho_client: paho.Client = client._client
+    delegate = paho_client.on_publish
+    pending: dict[int, Any] = client._pending_publishes
+
+    def on_publish(c: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        target = pending.get(mid)
+        if isinstance(target, _Countdown):
+            target.note(mid, reason_code)
+        if delegate is not None:
+            delegate(c, userdata, mid, reason_code, properties)  # type: ignore[call-arg]
+
+    paho_client.on_publish = on_publish
+
+
 async def publish_many(
     client: aiomqtt.Client, messages: Sequence[tuple[str, bytes, int, bool]], *, timeout: float
-) -> None:
+) -> set[int]:
     """Publish ``(topic, payload, qos, retain)`` messages in order and wait until the broker acknowledged
-    every one (QoS 1 PUBACK; QoS 0: written to the socket).
+    every one (QoS 1 PUBACK; QoS 0: written to the socket). Returns the positions of the messages the
+    broker acknowledged with "no matching subscribers" (MQTT 5, and only after ``track_reason_codes``).
 
     ``aiomqtt.Client.publish`` keeps one pending call per message and scans all of them for each new one,
     which is quadratic for a batch of hundreds; here the messages go straight to the paho client that
@@ -168,24 +204,23 @@ async def publish_many(
     if the connection drops or ``timeout`` passes first.
     """
     if not messages:
-        return
+        return set()
     paho_client: paho.Client = client._client
     pending: dict[int, Any] = client._pending_publishes
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    countdown = _Countdown(0, done)
-    mids: list[int] = []
+    countdown = _Countdown(done)
     try:
-        for topic, payload, qos, retain in messages:
+        for position, (topic, payload, qos, retain) in enumerate(messages):
             info = paho_client.publish(topic, payload, qos, retain)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
             if not info.is_published():  # acknowledged later, on the event loop (never inside this loop)
                 countdown.left += 1
+                countdown.index_of[info.mid] = position
                 pending[info.mid] = countdown
-                mids.append(info.mid)
         if countdown.left == 0:
-            return
+            return countdown.unrouted
         disconnected = client._disconnected
         finished, _ = await asyncio.wait(
             {done, disconnected}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -197,8 +232,9 @@ async def publish_many(
             raise aiomqtt.MqttError(
                 f"{countdown.left} of {len(messages)} messages not acknowledged: {reason}"
             )
+        return countdown.unrouted
     finally:
-        for mid in mids:
+        for mid in countdown.index_of:
             if pending.get(mid) is countdown:
                 del pending[mid]
 
@@ -245,6 +281,7 @@ class MqttSink(BaseSink):
         meters: Iterable[MeterInfo] = (),
         configured_meters: Collection[str] | None = None,
         qos: int = 1,
+        require_subscriber: bool = False,
         name: str = "mqtt",
     ) -> None:
         super().__init__()
@@ -258,6 +295,8 @@ class MqttSink(BaseSink):
         self.expire_after_by_meter = dict(expire_after_by_meter or {})
         self.configured = None if configured_meters is None else frozenset(configured_meters)
         self.qos = qos
+        self.require_subscriber = require_subscriber
+        self.unrouted = 0  # fleet-stream readings the broker had no subscriber for (kept when required)
         self._meters: dict[str, MeterInfo] = {m.id: m for m in meters}
         self._entities: dict[str, dict[str, EntitySpec]] = {}
         self._announced: dict[str, bytes] = {}
@@ -320,6 +359,7 @@ class MqttSink(BaseSink):
             discovery_prefix=getattr(mqtt, "discovery_prefix", "homeassistant"),
             legacy_topics=getattr(mqtt, "legacy_topics", False),
             qos=getattr(mqtt, "qos", 1),
+            require_subscriber=bool(getattr(mqtt, "require_subscriber", False)),
             meters=infos,
             configured_meters=[m.id for m in infos] if infos else None,
             **extra,
@@ -424,6 +464,7 @@ class MqttSink(BaseSink):
         for version in versions:
             client = mqtt_client(self.settings, client_id=client_id, protocol=version, will=will)
             client.pending_calls_threshold = 4 * self.batch_size + 100
+            track_reason_codes(client)
             try:
                 await client.__aenter__()
             except aiomqtt.MqttError as exc:
@@ -678,9 +719,20 @@ class MqttSink(BaseSink):
                 announce.append((topic, payload))
         # discovery first, then the stream and the states (paho keeps this order on the wire)
         messages = [(t, p, 1, True) for t, p in announce]
+        first_stream = len(messages)
         messages += [(t, p, self.qos, False) for t, p in stream]
         messages += [(t, p, self.qos, True) for t, pair in states.items() for p in pair if p is not None]
-        await publish_many(client, messages, timeout=self.settings.timeout + len(messages) / 100)
+        unrouted = await publish_many(client, messages, timeout=self.settings.timeout + len(messages) / 100)
+        kept = {
+            batch[i - first_stream][0] for i in unrouted if first_stream <= i < first_stream + len(stream)
+        }
+        if kept and self.require_subscriber:
+            self.unrouted += len(kept)
+            log.warning(
+                "mqtt: no subscriber took %d readings of the fleet stream; they stay in the outbox", len(kept)
+            )
+            await self._publish_outbox_depth(client)
+            return [seq for seq, _ in batch if seq not in kept]
         await self._publish_outbox_depth(client)
         return [seq for seq, _ in batch]
 
