@@ -475,7 +475,7 @@ async def test_single_get_refused() -> None:
 async def test_read_after_hand_over() -> None:
     peer = MeterPeer(password=b"00000000")
     client_end, meter_end = pipe_pair()
-    task = asyncio.create_task(peer.serve_hdlc(meter_end, client=1))  # LLS: the management client
+    task = asyncio.create_task(peer.serve_hdlc(meter_end, client=32))  # LLS: the L+G reading client
     try:
         readings = await read_after_hand_over(
             client_end, ["1-0:1.8.0", "1-0:32.7.0"], password="00000000", timeout=0.5

@@ -430,11 +430,17 @@ class DlmsSession:
     async def open(self) -> Associated:
         """Open the link, associate and (if no ``meter_id`` was given) read the logical device name."""
         await self.link.open()
-        event = await self._transact(self.client.associate)
-        if isinstance(event, AssociationRejected):
-            raise AssociationRefused(f"meter rejected the association: {event.reason}", layer=LAYER)
-        if not isinstance(event, Associated):
-            raise ProtocolError(f"association answered with {type(event).__name__}", layer=LAYER)
+        try:
+            event = await self._transact(self.client.associate)
+            if isinstance(event, AssociationRejected):
+                raise AssociationRefused(f"meter rejected the association: {event.reason}", layer=LAYER)
+            if not isinstance(event, Associated):
+                raise ProtocolError(f"association answered with {type(event).__name__}", layer=LAYER)
+        except BaseException:
+            # A refused or broken association still ends the link (DISC), so that the meter
+            # answers the next sign-on instead of waiting in HDLC for its idle time-out.
+            await self.close()
+            raise
         self.associated = event
         if self.meter_id is None:
             try:
@@ -716,15 +722,16 @@ async def read_after_hand_over(
 
     ``pending`` are bytes the optical driver already received after the acknowledgement.
     ``password`` is a shorthand for LLS authentication. ``client`` defaults to 16 (the public
-    client, no authentication) and, with a password or other authentication, to 1 (the
-    management client): the public client never authenticates.
+    client, no authentication) and, with a password or other authentication, to 32 (the
+    Landis+Gyr reading client, as ``drivers.optical`` chooses): the public client never
+    authenticates.
     """
     if password is not None and authentication is None:
         from meterbridge.protocols.dlms.association import Lls
 
         authentication = Lls(password.encode("ascii") if isinstance(password, str) else password)
     if client is None:
-        client = 16 if authentication is None else 1
+        client = 16 if authentication is None else 32
     link = HdlcLink(
         transport, client=client, server=server, timeout=timeout, retries=retries, pending=pending
     )
