@@ -15,8 +15,8 @@ the same topics) from one paho-mqtt 2 client with ``loop_start`` at QoS 1 and st
 Every run is a child process of this script (so that each one's peak RSS is its own) against the same
 broker, in the same invocation; the runs alternate (paho, ours, ours with HA, paho, ...) and the best of
 ``--repeat`` counts, since the machine is shared. A third row runs our pipeline with Home Assistant discovery on (state
-topics and discovery payloads on top of the stream), for information. A fourth child measures the peak
-memory of a gateway with 1,000 meters.
+topics and discovery payloads on top of the stream), and a fourth without any sink (validate + SQLite
+only), for information. The peak RSS of the pipeline runs is the memory of a gateway with 1,000 meters.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def peak_rss_mb() -> float:
 
 
 async def run_pipeline(
-    broker: str, meters: int, registers: int, rounds: int, discovery: bool
+    broker: str, meters: int, registers: int, rounds: int, discovery: bool, mqtt: bool = True
 ) -> dict[str, float]:
     from meterbridge.gateway.config import MqttConfig
     from meterbridge.gateway.pipeline import Gateway
@@ -111,17 +111,21 @@ async def run_pipeline(
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "bench.sqlite")
         gateway_id = f"bench{uuid.uuid4().hex[:6]}"
-        sink = MqttSink.from_config(MqttConfig(url=broker, discovery=discovery), gateway_id=gateway_id)
+        sinks = (
+            [MqttSink.from_config(MqttConfig(url=broker, discovery=discovery), gateway_id=gateway_id)]
+            if mqtt
+            else []
+        )
         sources = [SimulatedMeter(i, registers, rounds) for i in range(meters)]
-        gw = Gateway(store, sources, [sink])  # type: ignore[list-item]
+        gw = Gateway(store, sources, sinks)  # type: ignore[arg-type]
         stop = asyncio.Event()
         start = time.perf_counter()
         task = asyncio.create_task(gw.run(stop))
-        while gw.stats.readings < total or store.outbox_depth() > 0:
+        while gw.stats.readings < total or (sinks and store.outbox_depth() > 0):
             if task.done():
                 task.result()
                 raise RuntimeError("gateway stopped early")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01 if gw.stats.readings < total else 0.002)
         elapsed = time.perf_counter() - start
         stop.set()
         await task
@@ -212,14 +216,23 @@ def main() -> None:
     parser.add_argument("--registers", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best counts")
-    parser.add_argument("--child", choices=["pipeline", "pipeline-ha", "paho"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["pipeline", "pipeline-ha", "pipeline-store", "paho"], help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child == "paho":
         print(json.dumps(run_paho(args.broker, args.meters, args.registers, args.rounds)))
         return
-    if args.child in {"pipeline", "pipeline-ha"}:
+    if args.child in {"pipeline", "pipeline-ha", "pipeline-store"}:
         result = asyncio.run(
-            run_pipeline(args.broker, args.meters, args.registers, args.rounds, args.child == "pipeline-ha")
+            run_pipeline(
+                args.broker,
+                args.meters,
+                args.registers,
+                args.rounds,
+                args.child == "pipeline-ha",
+                mqtt=args.child != "pipeline-store",
+            )
         )
         print(json.dumps(result))
         return
@@ -229,7 +242,12 @@ def main() -> None:
         f"{args.meters} meters x {args.registers} registers x {args.rounds} rounds = {total} readings, "
         f"broker {args.broker}, MQTT QoS 1, best of {args.repeat} alternating runs"
     )
-    runs: dict[str, list[dict[str, float]]] = {"paho": [], "pipeline": [], "pipeline-ha": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "paho": [],
+        "pipeline": [],
+        "pipeline-ha": [],
+        "pipeline-store": [],
+    }
     for _ in range(args.repeat):  # alternate, so that a load spike on the shared machine hits both
         for kind, results in runs.items():
             results.append(child(kind, args))
@@ -238,6 +256,7 @@ def main() -> None:
         ("bare paho-mqtt loop (publish + PUBACK only)", "paho"),
         ("meterbridge: validate + SQLite + MQTT stream", "pipeline"),
         ("meterbridge: same + Home Assistant states", "pipeline-ha"),
+        ("meterbridge: validate + SQLite only (no MQTT)", "pipeline-store"),
     ]
     print(f"\n{'run':48} {'readings/s':>11} {'all runs':>22} {'peak RSS MB':>12}")
     for label, kind in rows:

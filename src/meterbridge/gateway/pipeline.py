@@ -137,12 +137,22 @@ class Gateway:
         readings: list[Reading] = []
         events: list[QualityEvent] = []
         meters: list[MeterInfo] = []
+        validator = self.validator
+        unseeded = {
+            item.meter_id
+            for item in items
+            if isinstance(item, Reading) and validator.needs_seed(item.meter_id)
+        }
+        if unseeded:  # where each counter of a meter new to this run stood: one trip to the store thread
+            store = self.store
+            seeds = await asyncio.to_thread(
+                lambda: [(m, store.latest(m, ok_only=True)) for m in sorted(unseeded)]
+            )
+            for meter_id, latest in seeds:
+                validator.seed(meter_id, latest)
         for item in items:
             if isinstance(item, Reading):
-                if self.validator.needs_seed(item.meter_id):
-                    latest = await asyncio.to_thread(self.store.latest, item.meter_id, ok_only=True)
-                    self.validator.seed(item.meter_id, latest)
-                checked, raised = self.validator.check(item)
+                checked, raised = validator.check(item)
                 readings.append(checked)
                 events.extend(raised)
             elif isinstance(item, QualityEvent):
