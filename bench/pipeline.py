@@ -11,7 +11,10 @@ bands), ``SqliteStore.add`` (WAL, readings + outbox in one transaction) and ``Mq
 QoS 1; a reading is confirmed in the outbox only after its PUBACK). The time runs until the outbox is empty.
 
 The reference publishes the same fleet-stream payloads (``mqtt_topics.reading_payload`` of each reading, to
-the same topics) from one paho-mqtt 2 client with ``loop_start`` at QoS 1 and stops when every PUBACK is in.
+the same topics, encoded before its clock starts) from one paho-mqtt 2 client with ``loop_start`` at QoS 1
+and stops when every PUBACK is in. It speaks MQTT 5, as ``MqttSink`` does with Mosquitto (paho parses
+reason codes and properties of every MQTT 5 PUBACK, which 3.1.1 does not have); a 3.1.1 run of the same
+loop is shown for information.
 Every run is a child process of this script (so that each one's peak RSS is its own) against the same
 broker, in the same invocation; the runs alternate (paho, ours, ours with HA, paho, ...) and the best of
 ``--repeat`` counts, since the machine is shared. A third row runs our pipeline with Home Assistant discovery on (state
@@ -139,7 +142,7 @@ async def run_pipeline(
 # ---------------------------------------------------------------- child: bare paho loop
 
 
-def run_paho(broker: str, meters: int, registers: int, rounds: int) -> dict[str, float]:
+def run_paho(broker: str, meters: int, registers: int, rounds: int, mqtt5: bool = True) -> dict[str, float]:
     import paho.mqtt.client as paho
 
     from meterbridge.sinks.mqtt_topics import reading_payload
@@ -165,7 +168,11 @@ def run_paho(broker: str, meters: int, registers: int, rounds: int) -> dict[str,
             if acked == len(messages):
                 done.set()
 
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{gateway_id}-paho")
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2,
+        client_id=f"{gateway_id}-paho",
+        protocol=paho.MQTTv5 if mqtt5 else paho.MQTTv311,
+    )
     client.on_publish = on_publish
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
@@ -217,11 +224,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument(
-        "--child", choices=["pipeline", "pipeline-ha", "pipeline-store", "paho"], help=argparse.SUPPRESS
+        "--child",
+        choices=["pipeline", "pipeline-ha", "pipeline-store", "paho", "paho-311"],
+        help=argparse.SUPPRESS,
     )
     args = parser.parse_args()
-    if args.child == "paho":
-        print(json.dumps(run_paho(args.broker, args.meters, args.registers, args.rounds)))
+    if args.child in {"paho", "paho-311"}:
+        print(
+            json.dumps(
+                run_paho(args.broker, args.meters, args.registers, args.rounds, mqtt5=args.child == "paho")
+            )
+        )
         return
     if args.child in {"pipeline", "pipeline-ha", "pipeline-store"}:
         result = asyncio.run(
@@ -244,6 +257,7 @@ def main() -> None:
     )
     runs: dict[str, list[dict[str, float]]] = {
         "paho": [],
+        "paho-311": [],
         "pipeline": [],
         "pipeline-ha": [],
         "pipeline-store": [],
@@ -253,7 +267,8 @@ def main() -> None:
             results.append(child(kind, args))
     best = {kind: max(results, key=lambda r: r["rate"]) for kind, results in runs.items()}
     rows = [
-        ("bare paho-mqtt loop (publish + PUBACK only)", "paho"),
+        ("bare paho-mqtt loop, MQTT 5 (as our sink)", "paho"),
+        ("bare paho-mqtt loop, MQTT 3.1.1 (for info)", "paho-311"),
         ("meterbridge: validate + SQLite + MQTT stream", "pipeline"),
         ("meterbridge: same + Home Assistant states", "pipeline-ha"),
         ("meterbridge: validate + SQLite only (no MQTT)", "pipeline-store"),
