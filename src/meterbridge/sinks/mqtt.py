@@ -265,6 +265,7 @@ class MqttSink(BaseSink):
         True  # flagged readings go to the fleet stream and to HA with their quality (value withheld)
     )
     batch_size = 500
+    max_inflight = 100  # QoS 1 messages on the wire awaiting PUBACK
 
     def __init__(
         self,
@@ -316,6 +317,8 @@ class MqttSink(BaseSink):
             "3.1.1": aiomqtt.ProtocolVersion.V311,
         }.get(settings.protocol)
         self._outbox_published_at = 0.0
+        self._stream_topics: dict[str, str] = {}  # meter id -> fleet stream topic
+        self._state_topics: dict[tuple[str, str], str] = {}  # (meter slug, object id) -> state topic
         self._floor: dict[tuple[str, str], float | int] = {}  # (meter slug, object id) -> value HA last saw
         self._sync_marker: str | None = None
         self._sync_done = asyncio.Event()
@@ -462,7 +465,13 @@ class MqttSink(BaseSink):
         )
         last: Exception | None = None
         for version in versions:
-            client = mqtt_client(self.settings, client_id=client_id, protocol=version, will=will)
+            client = mqtt_client(
+                self.settings,
+                client_id=client_id,
+                protocol=version,
+                will=will,
+                max_inflight=self.max_inflight,
+            )
             client.pending_calls_threshold = 4 * self.batch_size + 100
             track_reason_codes(client)
             try:
@@ -674,7 +683,9 @@ class MqttSink(BaseSink):
                 shown = reading.flagged(Quality.NOT_MONOTONIC)
             else:
                 self._last_counter[counter_key] = value
-        topic = self.layout.state(reading.meter_id, spec.object_id)
+        topic = self._state_topics.get(counter_key)
+        if topic is None:
+            topic = self._state_topics[counter_key] = self.layout.state(reading.meter_id, spec.object_id)
         payload = state_payload(shown, value, spec.unit, valid=valid)
         out = [(topic, payload, valid)]
         if valid:
@@ -698,12 +709,10 @@ class MqttSink(BaseSink):
         states: dict[str, tuple[bytes | None, bytes | None]] = {}
         changed_meters: set[str] = set()
         for seq, reading in batch:
-            stream.append(
-                (
-                    self.layout.readings(reading.meter_id),
-                    reading_payload(self.layout.gateway_id, seq, reading),
-                )
-            )
+            topic = self._stream_topics.get(reading.meter_id)
+            if topic is None:
+                topic = self._stream_topics[reading.meter_id] = self.layout.readings(reading.meter_id)
+            stream.append((topic, reading_payload(self.layout.gateway_id, seq, reading)))
             if not self.discovery or not self._wanted(reading.meter_id):
                 continue
             if reading.key_text not in self._entities.get(reading.meter_id, {}):

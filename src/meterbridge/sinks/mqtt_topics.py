@@ -60,6 +60,7 @@ _CANONICAL_OBIS: Final = re.compile(r"^\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}
 _TOPIC_FORBIDDEN: Final = re.compile(r"[+#\x00]")
 
 
+@functools.lru_cache(maxsize=4096)
 def slug(text: str) -> str:
     """``"E450 / Flat 2"`` -> ``"e450_flat_2"``: safe in topics, unique ids and entity ids."""
     out = _SLUG_RUN.sub("_", text.lower()).strip("_")
@@ -157,8 +158,11 @@ def json_number(value: Value) -> int | float | None:
     return None
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _iso(when: datetime) -> str:
