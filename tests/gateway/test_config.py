@@ -112,7 +112,8 @@ def test_errors_name_line_path_and_expectation() -> None:
     assert "bad.yaml:6 meters[0].interval: Input should be greater than 0 (got -3)" in lines
     assert any(line.startswith("bad.yaml:8 meters[1].protocol: Input should be 'optical'") for line in lines)
     assert any(
-        line.startswith("bad.yaml:9 meters[1].transport:") and "unknown scheme 'http'" in line for line in lines
+        line.startswith("bad.yaml:9 meters[1].transport:") and "unknown scheme 'http'" in line
+        for line in lines
     )
     assert any(
         line.startswith("bad.yaml:11 meters[1].keys.encryption: a DLMS key must be 32 hex") for line in lines
