@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Final, NamedTuple
 
 from meterbridge.obis import ObisCode, lookup
-from meterbridge.protocols.iec62056_21.datasets import DataSet, ParsedValue, obis_of
+from meterbridge.protocols.iec62056_21.datasets import _IDENTIFIER, DataSet, ParsedValue, _parse_text, obis_of
 from meterbridge.protocols.iec62056_21.messages import Identification
 from meterbridge.readings import Quality, Reading
 
@@ -31,6 +32,33 @@ ID_CODES: tuple[ObisCode, ...] = (
 TextHook = Callable[[ObisCode | None, str], str]
 
 
+class _AddressFacts(NamedTuple):
+    """What an address implies, worked out once: the reading key, the OBIS code, its name, its id rank."""
+
+    key: ObisCode | str
+    code: ObisCode | None
+    name: str | None
+    id_rank: int | None  # position in ID_CODES of an identifier register (channel B = 0), else None
+
+
+class _Facts(dict[str, _AddressFacts]):
+    """address -> ``_AddressFacts``, filled on first use (meters repeat the same few dozen addresses)."""
+
+    def __missing__(self, address: str) -> _AddressFacts:
+        code = obis_of(address)
+        entry = lookup(code) if code is not None else None
+        rank = ID_CODES.index(code) if code is not None and code.b == 0 and code in ID_CODES else None
+        facts = _AddressFacts(
+            code if code is not None else address, code, entry.name if entry is not None else None, rank
+        )
+        if len(self) < 4096:
+            self[address] = facts
+        return facts
+
+
+_FACTS: Final = _Facts()
+
+
 def _plain(_: ObisCode | None, text: str) -> str:
     return text
 
@@ -41,16 +69,17 @@ def meter_id_of(
     text_hook: TextHook = _plain,
 ) -> str | None:
     """The meter's id from its data sets (see the module docstring), else the identification."""
-    found: dict[ObisCode, str] = {}
+    found: dict[int, str] = {}
+    facts = _FACTS
     for s in data_sets:
-        code = obis_of(s.address)
-        if code is not None and code.b == 0 and code in ID_CODES and code not in found:
-            text = text_hook(code, s.values[0].text.strip())
+        fact = facts[s.address]
+        rank = fact.id_rank
+        if rank is not None and rank not in found:
+            text = text_hook(fact.code, s.values[0].text.strip())
             if text and s.error is None:
-                found[code] = text
-    for code in ID_CODES:
-        if code in found:
-            return found[code]
+                found[rank] = text
+    if found:
+        return found[min(found)]
     if isinstance(identification, Identification):
         return identification.text
     return identification or None
@@ -60,31 +89,27 @@ def reading_of(
     data_set: DataSet, meter_id: str, timestamp: datetime, text_hook: TextHook = _plain
 ) -> Reading | None:
     """One reading for one data set, or ``None`` when it has no address."""
-    if not data_set.address:
+    address = data_set.address
+    if not address:
         return None
-    code = obis_of(data_set.address)
+    facts = _FACTS[address]
+    identifier = _IDENTIFIER[address]
     values = data_set.values
-    parsed = data_set.parsed
-    value: ParsedValue = parsed[0]
-    unit = values[0].unit
+    first = values[0]
+    value: ParsedValue = _parse_text(first.text, first.unit, identifier)
+    unit = first.unit
     quality = Quality.OK
     if len(values) >= 2 and isinstance(value, datetime) and values[1].unit is not None:
-        timestamp, value, unit = value, parsed[1], values[1].unit
-    if data_set.error is not None or (value is None and values[-1].error is not None):
+        second = values[1]
+        timestamp, value, unit = value, _parse_text(second.text, second.unit, identifier), second.unit
+    if ("ER" in first.text and first.error is not None) or (
+        value is None and "ER" in values[-1].text and values[-1].error is not None
+    ):
         quality = Quality.METER_ERROR
         value = None
     elif isinstance(value, str):
-        value = text_hook(code, value)
-    entry = lookup(code) if code is not None else None
-    return Reading(
-        meter_id=meter_id,
-        key=code if code is not None else data_set.address,
-        value=value,
-        unit=unit or None,
-        timestamp=timestamp,
-        quality=quality,
-        name=entry.name if entry is not None else None,
-    )
+        value = text_hook(facts.code, value)
+    return Reading(meter_id, facts.key, value, unit or None, timestamp, quality, facts.name)
 
 
 def to_readings(

@@ -54,6 +54,9 @@ ParsedValue = int | Decimal | datetime | str | None
 _TOKEN_TEXT: Final = r"([^()\r\n]*)\(([^()\r\n*]*)(\*[^()\r\n*]*)?\)|(\r\n)"
 _TOKEN: Final = re.compile(_TOKEN_TEXT)
 _BLOCK: Final = re.compile(r"(?:[^()\r\n]*\([^()\r\n*]*(?:\*[^()\r\n*]*)?\)|\r\n)*")
+# The usual block: every line one data set with one value, CR LF after each (the last may lack it).
+# Deleting every character but ( ) CR must leave "()\r" once per line: see ``_simple_pairs``.
+_KEEP_SHAPE: Final = {c: None for c in range(128) if chr(c) not in "()\r"}
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _FORBIDDEN_IN_VALUE: Final = re.compile(r"[()*\r\n\x80-\U0010ffff]")
 _ERROR: Final = re.compile(r"ER\d{2,3}")
@@ -175,7 +178,8 @@ class DataSet:
     @property
     def value(self) -> ParsedValue:
         """The exact value of the first value (see ``DataValue.parse``)."""
-        return self.values[0].parse(self.identifier)
+        first = self.values[0]
+        return _parse_text(first.text, first.unit, _IDENTIFIER[self.address])
 
     @property
     def parsed(self) -> tuple[ParsedValue, ...]:
@@ -190,52 +194,46 @@ DataLine = tuple[DataSet, ...]
 
 
 _new = object.__new__
-_set = object.__setattr__
+# the slot descriptors: stores that skip the frozen dataclasses' __setattr__ (objects of checked text)
+_set_text = vars(DataValue)["text"].__set__
+_set_unit = vars(DataValue)["unit"].__set__
+_set_address = vars(DataSet)["address"].__set__
+_set_values = vars(DataSet)["values"].__set__
 
 
 def _value(text: str, unit: str | None) -> DataValue:
     """A ``DataValue`` from text the block pattern has already validated (no second check)."""
     v: DataValue = _new(DataValue)
-    _set(v, "text", text)
-    _set(v, "unit", unit)
+    _set_text(v, text)
+    _set_unit(v, unit)
     return v
 
 
 def _data_set(address: str, values: tuple[DataValue, ...]) -> DataSet:
     s: DataSet = _new(DataSet)
-    _set(s, "address", address)
-    _set(s, "values", values)
+    _set_address(s, address)
+    _set_values(s, values)
     return s
 
 
-def _simple_triples(text: str) -> list[tuple[str, str, str | None]] | None:
-    """``(address, value, unit)`` per line when every line is one data set with one value, else ``None``.
+def _simple_pairs(text: str) -> tuple[list[str], list[str]] | None:
+    """Addresses and bracketed texts when every line is one data set with one value, else ``None``.
 
-    Counting brackets over the whole text proves the shape of each line: with as
-    many ``(`` and ``)`` as lines, each line ending in ``)`` and holding a ``(``,
-    every line has exactly one of each. The caller has checked that CR and LF only
-    occur as CR LF.
+    Whole-text operations prove the shape: with CR and LF only as CR LF (the caller has
+    checked), ``(`` ``)`` and CR appearing as ``()\r`` once per line and every ``)`` right
+    before its CR LF, each line is ``address(text)`` CR LF with neither part holding a
+    bracket or a line end. Then one ``replace`` and one ``split`` cut all lines at once.
+    The bracketed texts still hold ``value*unit``.
     """
-    lines = text.split("\r\n")
-    if lines[-1] == "":
-        lines.pop()
-    n = len(lines)
-    if text.count("(") != n or text.count(")") != n:
+    if text[-2:] != "\r\n":
+        if not text:
+            return [], []
+        text += "\r\n"  # a final line without CR LF
+    n = text.count("\r\n")
+    if text.count(")\r\n") != n or text.translate(_KEEP_SHAPE) != "()\r" * n:
         return None
-    out: list[tuple[str, str, str | None]] = []
-    append = out.append
-    for line in lines:
-        address, _, rest = line.partition("(")
-        if rest[-1:] != ")":
-            return None
-        value, star, unit = rest[:-1].partition("*")
-        if star:
-            if "*" in unit:
-                return None
-            append((address, value, unit))
-        else:
-            append((address, value, None))
-    return out
+    parts = text.replace(")\r\n", "(").split("(")  # address, text, address, text, ..., ""
+    return parts[0:-1:2], parts[1::2]
 
 
 def _check_line_ends(text: str, base: int) -> None:
@@ -262,20 +260,31 @@ def parse_data_block(
     if start or stop != len(text):
         text, base = text[start:stop], base + start
     _check_line_ends(text, base)
-    triples = _simple_triples(text)
-    if triples is not None:
-        new, put, value_type, set_type = _new, _set, DataValue, DataSet
+    pairs = _simple_pairs(text)
+    if pairs is not None:
+        new, value_type, set_type = _new, DataValue, DataSet
+        put_text, put_unit, put_address, put_values = _set_text, _set_unit, _set_address, _set_values
         out: list[DataLine] = []
         append = out.append
-        for a, v, u in triples:  # _data_set(a, (_value(v, u),)) written out: this loop is the hot path
+        for a, bracketed in zip(
+            *pairs, strict=True
+        ):  # _data_set(a, (_value(v, u),)) written out: the hot path
             dv = new(value_type)
-            put(dv, "text", v)
-            put(dv, "unit", u)
+            if "*" in bracketed:
+                v, _, u = bracketed.partition("*")
+                if "*" in u:
+                    break  # two units: the general path reports it
+                put_text(dv, v)
+                put_unit(dv, u)
+            else:
+                put_text(dv, bracketed)
+                put_unit(dv, None)
             ds = new(set_type)
-            put(ds, "address", a)
-            put(ds, "values", (dv,))
+            put_address(ds, a)
+            put_values(ds, (dv,))
             append((ds,))
-        return tuple(out)
+        else:
+            return tuple(out)
     lines: list[DataLine] = []
     pos = 0
     for line in text.split("\r\n"):
@@ -327,10 +336,21 @@ def block_values(text: str, *, base: int = 0) -> list[tuple[str, ParsedValue, st
     if not text.isascii():
         raise FramingError("data block is not 7-bit ASCII", offset=base, layer=LAYER)
     _check_line_ends(text, base)
-    triples = _simple_triples(text)
-    flags = _IDENTIFIER
-    if triples is not None:
-        return [(a, _parse_text(v, u, flags[a]), u) for a, v, u in triples]
+    pairs = _simple_pairs(text)
+    if pairs is not None:
+        flags = _IDENTIFIER
+        out: list[tuple[str, ParsedValue, str | None]] = []
+        append = out.append
+        for a, bracketed in zip(*pairs, strict=True):
+            if "*" in bracketed:
+                v, _, u = bracketed.partition("*")
+                if "*" in u:
+                    break  # two units: the general path reports it
+                append((a, _parse_text(v, u, flags[a]), u))
+            else:
+                append((a, _parse_text(bracketed, None, flags[a]), None))
+        else:
+            return out
     return [(s.address, s.value, s.unit) for line in parse_data_block(text, base=base) for s in line]
 
 
