@@ -163,3 +163,13 @@ def test_load_config_file(tmp_path: Path) -> None:
     assert load_config(path).store.retention_days == 30
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_passwords_in_urls_are_not_echoed_in_errors() -> None:
+    text = (
+        "sinks:\n  mqtt:\n    url: http://user:hunter2secret@broker\nstore:\n  url: mysql://a:pw9secret@h/x\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "f.yaml")
+    assert "hunter2secret" not in str(info.value) and "pw9secret" not in str(info.value)
+    assert "f.yaml:3 sinks.mqtt.url: 'http://user:***@broker'" in str(info.value)

@@ -26,6 +26,7 @@ from meterbridge.sinks.store import (
     encode_value,
     from_epoch_ms,
     open_store,
+    redact_url,
     to_epoch_ms,
 )
 
@@ -323,3 +324,11 @@ def test_postgres_schema_in_url(postgres_dsn: str) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     with pytest.raises(ConfigError, match="plain identifier"):
         open_store("postgresql://postgres@127.0.0.1/test?schema=a;drop")
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql://u:secret@h/db?x=1") == "postgresql://u:***@h/db?x=1"
+    assert redact_url("mqtt://user:pw@host:1883") == "mqtt://user:***@host:1883"
+    assert redact_url("host=h password=abc dbname=x") == "host=h password=*** dbname=x"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("var/x.sqlite") == "var/x.sqlite"

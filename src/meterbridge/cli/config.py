@@ -29,6 +29,7 @@ def check(
     """Validate FILE; print every problem with its line and key path (exit 1), or a summary (exit 0)."""
     from meterbridge.errors import ConfigError
     from meterbridge.gateway.config import load_config
+    from meterbridge.sinks.store import redact_url
 
     try:
         config = load_config(file)
@@ -36,11 +37,11 @@ def check(
         typer.echo(str(exc) if exc.where and str(exc).startswith(exc.where) else f"{exc}", err=True)
         raise typer.Exit(1) from None
     if not quiet:
-        mqtt = config.sinks.mqtt.url if config.sinks.mqtt else "off"
+        mqtt = redact_url(config.sinks.mqtt.url) if config.sinks.mqtt else "off"
         web = f"http://{config.web.host}:{config.web.port}/" if config.web.enabled else "off"
         typer.echo(
             f"{file}: valid - {len(config.meters)} meters, {len(config.buses)} buses, "
-            f"store {config.store.url}, mqtt {mqtt}, web {web}"
+            f"store {redact_url(config.store.url)}, mqtt {mqtt}, web {web}"
         )
 
 

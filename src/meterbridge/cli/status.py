@@ -45,7 +45,7 @@ def status(
     from meterbridge.cli.export import store_url
     from meterbridge.errors import MeterbridgeError
     from meterbridge.sinks.base import publishable
-    from meterbridge.sinks.store import QualityEvent, open_store
+    from meterbridge.sinks.store import QualityEvent, open_store, redact_url
 
     url = store_url(config, store)
     if "://" not in url and not Path(url).exists():
@@ -68,7 +68,7 @@ def status(
     active = [e for e in current.values() if e.active]
     if as_json:
         data = {
-            "store": str(url),
+            "store": redact_url(str(url)),
             "outbox": depths,
             "meters": [
                 {
@@ -96,7 +96,7 @@ def status(
         typer.echo(json.dumps(data, indent=2))
         return
     console = Console()
-    table = Table(title=f"meters ({url})")
+    table = Table(title=f"meters ({redact_url(str(url))})")
     for col in ("meter", "name", "protocol", "address", "last reading", "registers", "flagged"):
         table.add_column(col)
     for m in meters:

@@ -36,6 +36,7 @@ from pydantic import (
 
 from meterbridge.errors import ConfigError
 from meterbridge.obis import ObisCode
+from meterbridge.sinks.store import redact_url
 
 __all__ = [
     "EXAMPLE",
@@ -433,7 +434,12 @@ def _describe(error: Any, path: tuple[int | str, ...]) -> str:
         return "required key is missing"
     if not _is_secret_path(path) and error["type"] not in {"model_type", "dict_type"}:
         given = error.get("input")
-        if (isinstance(given, str | int | float | bool) or given is None) and repr(given) not in message:
+        if isinstance(given, str):
+            shown = redact_url(given)  # a URL may carry a password: mqtt://user:secret@host
+            message = message.replace(given, shown)
+            if repr(shown) not in message:
+                message += f" (got {shown!r})"
+        elif (isinstance(given, int | float | bool) or given is None) and repr(given) not in message:
             message += f" (got {given!r})"
     return message
 

@@ -32,6 +32,7 @@ from meterbridge.sinks.store import (
     from_epoch_ms,
     reading_from_row,
     reading_row,
+    redact_url,
     to_epoch_ms,
 )
 
@@ -117,13 +118,7 @@ def split_schema(url: str) -> tuple[str, str | None]:
 
 
 def _redacted(url: str) -> str:
-    if not url.startswith(("postgresql://", "postgres://")):
-        return re.sub(r"password\s*=\s*\S+", "password=***", url)
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return redact_url(url)
 
 
 class PostgresStore(Store):

@@ -98,6 +98,7 @@ __all__ = [
     "encode_value",
     "from_epoch_ms",
     "open_store",
+    "redact_url",
     "to_epoch_ms",
 ]
 
@@ -377,6 +378,12 @@ class Store(abc.ABC):
     ) -> Iterator[Reading]:
         """All readings (optionally of one meter, in ``[start, end)``) in time order, streamed."""
         yield from self.readings(meter_id, None, start, end, None)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:secret@host/...`` -> ``scheme://user:***@host/...``; ``password=secret`` -> ``password=***``."""
+    text = re.sub(r"(password\s*=\s*)[^\s&]+", r"\1***", url)
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", r"\1:***@", text)
 
 
 _KEYWORD_DSN: Final = re.compile(r"^(host|hostaddr|dbname|user|port|service)\s*=")
