@@ -283,6 +283,7 @@ class MqttSink(BaseSink):
         configured_meters: Collection[str] | None = None,
         qos: int = 1,
         require_subscriber: bool = False,
+        keep_protocols: Collection[str] = (),
         name: str = "mqtt",
     ) -> None:
         super().__init__()
@@ -297,6 +298,7 @@ class MqttSink(BaseSink):
         self.configured = None if configured_meters is None else frozenset(configured_meters)
         self.qos = qos
         self.require_subscriber = require_subscriber
+        self.keep_protocols = frozenset(keep_protocols)  # meters of these protocols are never removed
         self.unrouted = 0  # fleet-stream readings the broker had no subscriber for (kept when required)
         self._meters: dict[str, MeterInfo] = {m.id: m for m in meters}
         self._entities: dict[str, dict[str, EntitySpec]] = {}
@@ -328,11 +330,23 @@ class MqttSink(BaseSink):
         self.connections = 0
 
     @classmethod
-    def from_config(cls, mqtt: Any, *, gateway_id: str, meters: Iterable[Any] = (), **extra: Any) -> MqttSink:
+    def from_config(
+        cls,
+        mqtt: Any,
+        *,
+        gateway_id: str,
+        meters: Iterable[Any] = (),
+        config: Any = None,
+        **extra: Any,
+    ) -> MqttSink:
         """Build from the gateway configuration's ``sinks.mqtt`` section (read by attribute name).
 
         ``meters`` (``MeterInfo`` or config entries with ``id``) are the configured meters: when given, the
         devices of meters in the store's inventory but not among them are removed from Home Assistant.
+        ``config`` (the whole ``GatewayConfig``) does that and more: its meters and the meters listed on its
+        buses are the configured ones, meters a bus scan finds (protocol ``mbus``) are kept while a bus
+        scans, and each sensor's ``expire_after`` is three read intervals of its meter (at least 60 s;
+        meters found by a scan: three intervals of the slowest bus).
         """
         tls = getattr(mqtt, "tls", None)
         password = getattr(mqtt, "password", None)
@@ -354,6 +368,12 @@ class MqttSink(BaseSink):
             else MeterInfo(id=m.id, name=getattr(m, "name", None), protocol=getattr(m, "protocol", None))
             for m in meters
         ]
+        options: dict[str, Any] = {}
+        if config is not None:
+            options = _options_from_gateway_config(config)
+            known = {m.id for m in infos}
+            infos += [m for m in options.pop("meters") if m.id not in known]
+        options.update(extra)
         return cls(
             settings,
             gateway_id=gateway_id,
@@ -365,7 +385,7 @@ class MqttSink(BaseSink):
             require_subscriber=bool(getattr(mqtt, "require_subscriber", False)),
             meters=infos,
             configured_meters=[m.id for m in infos] if infos else None,
-            **extra,
+            **options,
         )
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -401,7 +421,10 @@ class MqttSink(BaseSink):
         self._loaded = True
 
     def _wanted(self, meter_id: str) -> bool:
-        return self.configured is None or meter_id in self.configured
+        if self.configured is None or meter_id in self.configured:
+            return True
+        meter = self._meters.get(meter_id)
+        return meter is not None and meter.protocol in self.keep_protocols
 
     async def connect(self) -> None:
         await self._close_client()
@@ -762,3 +785,28 @@ def _merge(old: MeterInfo | None, new: MeterInfo) -> MeterInfo:
         for name in ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware", "last_seen")
     }
     return MeterInfo(id=new.id, **values)
+
+
+def _options_from_gateway_config(config: Any) -> dict[str, Any]:
+    """Meters, ``expire_after`` per meter and the protocols to keep, from a ``GatewayConfig``."""
+    meters: list[MeterInfo] = []
+    expire: dict[str, int] = {}
+    for m in getattr(config, "meters", ()):
+        meters.append(MeterInfo(id=m.id, name=m.name, protocol=m.protocol, kind="electricity"))
+        expire[m.id] = max(60, round(3 * float(m.interval)))
+    buses = list(getattr(config, "buses", ()))
+    slowest = 0.0
+    scanning = False
+    for bus in buses:
+        slowest = max(slowest, float(bus.interval))
+        scanning = scanning or bus.scan.mode != "none"
+        for bm in bus.meters:
+            if bm.id:
+                meters.append(MeterInfo(id=bm.id, name=bm.name, protocol="mbus"))
+                expire[bm.id] = max(60, round(3 * float(bus.interval)))
+    options: dict[str, Any] = {"meters": meters, "expire_after_by_meter": expire}
+    if buses:
+        options["expire_after"] = max(600, round(3 * slowest))
+    if scanning:
+        options["keep_protocols"] = ("mbus",)
+    return options
