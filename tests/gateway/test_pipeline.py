@@ -321,3 +321,28 @@ async def test_postgresql_as_the_gateways_own_store(postgres_dsn: str) -> None:
         assert [e.kind for e in pg.events()] == ["not_monotonic", "not_monotonic"]
     finally:
         pg.close()
+
+
+async def test_retention_prunes_old_confirmed_readings_only(store: Store) -> None:
+    store.register_sink("rec")
+    old = [energy("m1", n) for n in range(3)]  # T0 = 2026-03-01: older than one day by now
+    ids = store.add(old)
+    store.confirm("rec", ids[:2])  # the third is still waiting for the sink
+    gw = Gateway(store, [], retention_days=1)
+    await run_until(gw, lambda: len(store.readings("m1")) == 1)
+    assert [r.value for r in store.readings("m1")] == [1002]
+
+
+def test_store_failures_are_store_errors(tmp_path: Path) -> None:
+    import sqlite3
+
+    from meterbridge.sinks.store import StoreError
+
+    path = tmp_path / "ro.sqlite"
+    open_store(str(path)).close()
+    s = open_store(str(path))
+    s._conn.execute("PRAGMA query_only = 1")  # every write now fails inside SQLite
+    with pytest.raises(StoreError, match=r"readonly|read-only|query_only") as info:
+        s.add([energy("m1", 0)])
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    s.close()

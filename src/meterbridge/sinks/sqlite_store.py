@@ -164,14 +164,18 @@ class SqliteStore(Store):
             if self._closed:
                 raise StoreError(f"SQLite store {self.path!r} is closed")
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    if self._conn.in_transaction:
+                        cur.execute("ROLLBACK")
+                    raise
+                else:
+                    cur.execute("COMMIT")
+            except sqlite3.Error as exc:  # disk full, I/O error, locked beyond busy_timeout ...
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             finally:
                 cur.close()
 
