@@ -305,3 +305,13 @@ def test_prompted_passphrase(gateway: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert GUEK in target.read_text()
     assert os.environ.get("MB_TEST_LLS") == "lls-secret"
+
+
+def test_backup_without_a_store_makes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text("name: bare\nstore:\n  url: var/none.sqlite\n")
+    result = run("backup", "-c", str(config), "-o", str(tmp_path / "b.json"))
+    assert result.exit_code == 0, result.output
+    assert "0 meters" in result.output
+    assert not (tmp_path / "var").exists()

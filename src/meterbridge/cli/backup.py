@@ -357,6 +357,20 @@ def _passphrase(env_name: str | None, *, confirm: bool) -> str:
     return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
+def _read_inventory(url: str) -> list[dict[str, Any]]:
+    """The meters of the store at ``url``; none (and no new database file) when a SQLite file is missing."""
+    from meterbridge.sinks.store import open_store
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        path = url[len("sqlite://") :] if url.startswith("sqlite://") else url
+        path = path[1:] if url.startswith("sqlite://") and path.startswith("/") else path
+        if path not in ("", ":memory:") and not Path(path).exists():
+            typer.echo(f"note: no store at {path}; the backup has no meter inventory", err=True)
+            return []
+    with open_store(url) as the_store:
+        return [_meter_dict(m) for m in the_store.meters()]
+
+
 def _store_url(config_text: str, override: str | None) -> str:
     if override:
         return override
@@ -397,7 +411,6 @@ def backup(
     ] = None,
 ) -> None:
     """Save the configuration and the meter inventory to one JSON file; secrets only with --include-keys."""
-    from meterbridge.sinks.store import open_store
 
     try:
         text = config.read_text(encoding="utf-8")
@@ -410,8 +423,7 @@ def backup(
         if include_keys:
             secrets = read_secret_values(secrets)
             passphrase = _passphrase(passphrase_env, confirm=True)
-        with open_store(_store_url(text, store)) as the_store:
-            inventory = [_meter_dict(m) for m in the_store.meters()]
+        inventory = _read_inventory(_store_url(text, store))
         body = build_backup(text, inventory, config_name=config.name, secrets=secrets, passphrase=passphrase)
     except MeterbridgeError as exc:
         typer.echo(f"error: {exc}", err=True)
