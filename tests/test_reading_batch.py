@@ -67,3 +67,28 @@ def test_batch_keeps_the_checks() -> None:
     # no values: no reading, nothing to check (as with a loop of constructor calls)
     assert Reading.batch("", datetime(2026, 1, 1), []) == ()
     assert Reading.batch("LGZ1", NOW, iter([("a", 1, None), ("b", 2, "W")]))[1].unit == "W"
+
+
+def test_constructor_keeps_the_dataclass_contract() -> None:
+    import dataclasses
+    import pickle
+
+    r = Reading(meter_id="LGZ1", key="x", value=1, unit=None, timestamp=NOW)
+    assert (r.quality, r.name) == (Quality.OK, None)
+    assert [f.name for f in dataclasses.fields(Reading)] == [
+        "meter_id", "key", "value", "unit", "timestamp", "quality", "name",
+    ]  # fmt: skip
+    assert Reading.__match_args__ == ("meter_id", "key", "value", "unit", "timestamp", "quality", "name")
+    named = Reading("LGZ1", "x", 1, None, NOW, Quality.STALE, "a name")
+    assert named == dataclasses.replace(r, quality=Quality.STALE)  # name is not compared
+    assert dataclasses.replace(named, value=2).name == "a name"
+    assert pickle.loads(pickle.dumps(named)) == named and pickle.loads(pickle.dumps(named)).name == "a name"
+    assert not hasattr(r, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.unit = "W"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Reading("LGZ1", "x", 1, None)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="meter_id"):
+        Reading("", "x", 1, None, NOW)
+    with pytest.raises(ValueError, match="timezone"):
+        dataclasses.replace(r, timestamp=datetime(2026, 1, 1))

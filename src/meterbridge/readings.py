@@ -52,7 +52,7 @@ def _check(meter_id: str, timestamp: datetime) -> None:
         raise ValueError(f"Reading.timestamp must be timezone-aware, got {timestamp!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Reading:
     """One value of one register of one meter at one instant.
 
@@ -70,8 +70,26 @@ class Reading:
     quality: Quality = Quality.OK
     name: str | None = field(default=None, compare=False)
 
-    def __post_init__(self) -> None:
-        _check(self.meter_id, self.timestamp)
+    def __init__(
+        self,
+        meter_id: str,
+        key: ObisCode | str,
+        value: Value,
+        unit: str | None,
+        timestamp: datetime,
+        quality: Quality = Quality.OK,
+        name: str | None = None,
+    ) -> None:
+        # the dataclass's own __init__ with __post_init__, written out: the checks, then plain slot
+        # stores (half the cost of the generated object.__setattr__ calls; readings are made by the dozen)
+        _check(meter_id, timestamp)
+        _set_meter_id(self, meter_id)
+        _set_key(self, key)
+        _set_value(self, value)
+        _set_unit(self, unit)
+        _set_timestamp(self, timestamp)
+        _set_quality(self, quality)
+        _set_name(self, name)
 
     @classmethod
     def batch(
