@@ -64,7 +64,7 @@ from meterbridge.protocols.dlms.cosem import ScalerUnit, scale, value_of
 from meterbridge.protocols.dlms.security import ReplayGuard, SecurityKeys, decrypt, system_title_text
 from meterbridge.protocols.dlms.transfer import DEFAULT_MAX_APDU, GeneralBlockReassembler
 from meterbridge.protocols.events import NEED_DATA, NeedData
-from meterbridge.protocols.hdlc import HdlcStream
+from meterbridge.protocols.hdlc import LLC_REQUEST, LLC_RESPONSE, HdlcStream
 from meterbridge.protocols.mbus.link import LinkNoise, LongFrame, MBusLink, SingleCharacter
 from meterbridge.readings import Quality, Reading, Value
 
@@ -87,6 +87,7 @@ _CLOCK_CLASS = 8
 MBUS_LAYER = "mbus"
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_LLC_HEADERS = (LLC_REQUEST, LLC_RESPONSE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,7 +549,8 @@ class PushFramer:
                 frame = self._hdlc.next_event()
                 if frame is NEED_DATA:
                     return False
-                payload = frame.payload
+                info = frame.information
+                payload = info[3:] if info[:3] in _LLC_HEADERS else info  # frame.payload, inline
                 if payload[:1] == b"\xe0":  # general-block-transfer: E0 control number ack length data
                     if len(payload) < 7:
                         raise FramingError(
