@@ -8,6 +8,9 @@ The frame is the Landis+Gyr E350 mode C readout of tests/vectors/iec62056-21 (22
 - ``iec62056-21 0.0.2 + values``: the same, then numbers converted with ``Decimal``.
 - ``meterbridge readout_values``: BCC, grammar, OBIS-aware exact values, no message objects.
 - ``meterbridge DataMessage``: frozen ``DataMessage``/``DataSet``/``DataValue`` objects, then ``.value``.
+- ``meterbridge decode_readout + to_readings``: what the optical driver and ``decode iec62056-21`` do
+  with a readout: identification line and data message objects, then one ``Reading`` per data set
+  (meter id, OBIS key, exact value, unit, name). More work than the reference does, on our side.
 
 Timing: rounds alternate between contenders; the best round of each counts (the machine is
 shared, the best round is the least disturbed). The ratio is against the reference's plain parse.
@@ -21,10 +24,11 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from meterbridge.protocols.iec62056_21 import DataMessage, readout_values
+from meterbridge.protocols.iec62056_21 import DataMessage, decode_readout, readout_values, to_readings
 
 VECTOR = (
     Path(__file__).resolve().parents[1] / "tests" / "vectors" / "iec62056-21" / "lgz_e350_mode_c_readout.json"
@@ -66,11 +70,20 @@ def main() -> None:
         message = DataMessage.decode(frame)
         return [(s.address, s.value, s.unit) for line in message.lines for s in line]
 
+    received = datetime(2026, 5, 4, 11, 39, 21, tzinfo=UTC)
+
+    def ours_readings() -> object:
+        readout = decode_readout(raw)
+        return to_readings(
+            readout.message.data_sets, received_at=received, identification=readout.identification
+        )
+
     contenders: dict[str, Callable[[], object]] = {
         "iec62056-21 0.0.2 (parse)": reference,
         "iec62056-21 0.0.2 + values": reference_values,
         "meterbridge readout_values": ours_values,
         "meterbridge DataMessage + .value": ours_objects,
+        "meterbridge decode_readout + to_readings": ours_readings,
     }
     # sanity: same number of data sets everywhere, our values equal the reference's strings
     ref = reference_values()
@@ -84,6 +97,15 @@ def main() -> None:
             ov,
         )
 
+    objects = ours_objects()
+    assert objects == ours, "DataMessage values differ from readout_values"
+    readings = ours_readings()
+    assert isinstance(readings, list) and isinstance(objects, list)
+    addressed = [(a, v, u) for a, v, u in objects if a]  # every data set of this readout has an address
+    assert len(readings) == len(addressed) == 22
+    for reading, (_, value, unit) in zip(readings, addressed, strict=True):
+        assert (reading.value, reading.unit) == (value, unit), (reading, value, unit)
+
     best = dict.fromkeys(contenders, float("inf"))
     batch = 200
     deadline = time.perf_counter() + args.seconds
@@ -96,12 +118,15 @@ def main() -> None:
 
     base = best["iec62056-21 0.0.2 (parse)"]
     print(f"IEC 62056-21 readout decode, {len(frame)}-byte frame, 22 data lines")
-    print(f"{'contender':36} {'readouts/s':>12} {'us/readout':>11} {'vs reference':>13}")
+    print(f"{'contender':42} {'readouts/s':>12} {'us/readout':>11} {'vs reference':>13}")
     for name, seconds in best.items():
-        print(f"{name:36} {1 / seconds:12,.0f} {seconds * 1e6:11.1f} {base / seconds:12.2f}x")
-    print(
-        f"ratio meterbridge readout_values / iec62056-21 parse: {base / best['meterbridge readout_values']:.2f}x"
-    )
+        print(f"{name:42} {1 / seconds:12,.0f} {seconds * 1e6:11.1f} {base / seconds:12.2f}x")
+    for name in (
+        "meterbridge readout_values",
+        "meterbridge DataMessage + .value",
+        "meterbridge decode_readout + to_readings",
+    ):
+        print(f"ratio {name} / iec62056-21 parse: {base / best[name]:.2f}x")
 
 
 if __name__ == "__main__":
