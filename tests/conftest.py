@@ -17,7 +17,8 @@
     made for this test alone and dropped afterwards. Skips outside CI (with the reason) when PostgreSQL does
     not answer; fails in CI.
 
-Set ``METERBRIDGE_TEST_MQTT=host:port`` or ``METERBRIDGE_TEST_PG=<libpq DSN>`` to point the fixtures at other
+Set ``METERBRIDGE_TEST_MQTT=embedded`` to test against the amqtt fallback although a Mosquitto answers,
+``METERBRIDGE_TEST_MQTT=host:port`` or ``METERBRIDGE_TEST_PG=<libpq DSN>`` to point the fixtures at other
 services. Tests that use any of these fixtures get the ``services`` marker automatically.
 """
 
@@ -78,7 +79,7 @@ def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
 
 def _env_mqtt() -> tuple[str, int] | None:
     text = os.environ.get("METERBRIDGE_TEST_MQTT")
-    if not text:
+    if not text or text == "embedded":
         return None
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
@@ -145,6 +146,10 @@ def _mqtt_plan() -> str:
         env = _env_mqtt()
         if env is not None:
             _HEADER_STATE["mqtt"] = f"MQTT broker from METERBRIDGE_TEST_MQTT {env[0]}:{env[1]}"
+        elif os.environ.get("METERBRIDGE_TEST_MQTT") == "embedded":
+            _HEADER_STATE["mqtt"] = (
+                "MQTT broker: embedded amqtt (METERBRIDGE_TEST_MQTT=embedded), MQTT 3.1.1 only"
+            )
         elif mqtt_answers(*SYSTEM_MQTT):
             _HEADER_STATE["mqtt"] = "MQTT broker: system Mosquitto on 127.0.0.1:1883"
         elif IN_CI:
@@ -231,10 +236,11 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker
             _missing(f"METERBRIDGE_TEST_MQTT={env[0]}:{env[1]} does not answer MQTT")
         yield MqttBroker(env[0], env[1], "external", mqtt5=True)
         return
-    if mqtt_answers(*SYSTEM_MQTT):
+    force_embedded = os.environ.get("METERBRIDGE_TEST_MQTT") == "embedded"
+    if not force_embedded and mqtt_answers(*SYSTEM_MQTT):
         yield MqttBroker(*SYSTEM_MQTT, kind="mosquitto", mqtt5=True)
         return
-    if IN_CI:
+    if IN_CI and not force_embedded:
         pytest.fail("CI=true and no MQTT broker answers on 127.0.0.1:1883", pytrace=False)
     proc, port = _start_amqtt(tmp_path_factory.mktemp("amqtt"))
     try:

@@ -49,7 +49,10 @@ async def test_validated_readings_and_events_reach_home_assistant(mqtt_broker, g
         r("1.8.0", Decimal(5_000_100), "Wh", 2),
         r("32.7.0", Decimal("230.0"), "V", 2),  # back in the band: the event is cleared
     ]
-    sink = MqttSink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), gateway_id=gw)
+    protocol = "auto" if mqtt_broker.mqtt5 else "3.1.1"
+    sink = MqttSink(
+        MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, protocol=protocol), gateway_id=gw
+    )
     sink.poll_interval = 0.05
     gateway = Gateway(store, [ScriptedSource(items)], [sink], batch_window=0.01)  # type: ignore[list-item]
     energy = f"meterbridge/{gw}/meter/e450/state/energy_import"

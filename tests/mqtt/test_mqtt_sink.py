@@ -41,7 +41,8 @@ async def until(predicate, what: str, timeout: float = 30.0) -> None:
 
 
 def settings_for(broker) -> MqttSettings:
-    return MqttSettings(host=broker.host, port=broker.port, protocol="auto")
+    # the embedded fallback broker (amqtt) only speaks 3.1.1: skip the MQTT 5 attempt there
+    return MqttSettings(host=broker.host, port=broker.port, protocol="auto" if broker.mqtt5 else "3.1.1")
 
 
 async def test_discovery_availability_removal_and_republish_on_ha_online(
