@@ -20,10 +20,17 @@ from typer.testing import CliRunner
 from meterbridge.cli import _load_commands, app
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.apdu import AttributeDescriptor
-from meterbridge.protocols.dlms.association import Associated, DlmsClient, GetResult, Lls
+from meterbridge.protocols.dlms.association import (
+    Associated,
+    AuthenticationPending,
+    DlmsClient,
+    GetResult,
+    HlsGmac,
+    Lls,
+)
 from meterbridge.protocols.dlms.cosem import ClassId, value_of
 from meterbridge.protocols.dlms.push import PushDecoder, PushReadings
-from meterbridge.protocols.dlms.security import SecurityKeys
+from meterbridge.protocols.dlms.security import SecurityContext, SecurityKeys
 from meterbridge.protocols.dlms.wrapper import WrapperFrame, WrapperStream
 from meterbridge.protocols.events import NEED_DATA
 from meterbridge.protocols.iec62056_21 import (
@@ -124,8 +131,10 @@ async def test_cii_pushes_on_a_pty_decrypt_and_verify(tmp_path: Path) -> None:
     assert not link.exists() and not link.is_symlink()  # removed on SIGTERM
 
 
-async def _wrapper_get(reader: WrapperStream, port, client: DlmsClient, apdu: bytes) -> object:  # type: ignore[no-untyped-def]
-    await port.write(WrapperFrame(16, 1, apdu).encode())
+async def _wrapper_get(
+    reader: WrapperStream, port, client: DlmsClient, apdu: bytes, source: int = 16
+) -> object:  # type: ignore[no-untyped-def]
+    await port.write(WrapperFrame(source, 1, apdu).encode())
     while (frame := reader.next_event()) is NEED_DATA:
         reader.receive_data(await port.read(4096, 10))
     assert isinstance(frame, WrapperFrame)
@@ -134,7 +143,16 @@ async def _wrapper_get(reader: WrapperStream, port, client: DlmsClient, apdu: by
 
 async def test_optical_pty_and_wrapper_tcp_and_udp_are_one_meter(tmp_path: Path) -> None:
     link = tmp_path / "e450"
-    args = ("--pty", str(link), "--wrapper-tcp", "127.0.0.1:0", "--wrapper-udp", "127.0.0.1:0")
+    args = (
+        "--pty",
+        str(link),
+        "--wrapper-tcp",
+        "127.0.0.1:0",
+        "--wrapper-udp",
+        "127.0.0.1:0",
+        "--hls",
+        f"{KEY}:{AUTH}",
+    )
     async with simulator(*args, "--seed", "8", "--password", "pw345678") as sim:
         # the optical port: a mode C readout through the PTY with the baud switch
         port = await open_serial(str(link), IEC_SIGN_ON)
@@ -159,19 +177,35 @@ async def test_optical_pty_and_wrapper_tcp_and_udp_are_one_meter(tmp_path: Path)
             assert isinstance(got, GetResult)
             name = value_of(got.results[0])  # type: ignore[arg-type]
             assert (name.decode() if isinstance(name, bytes) else name) == sim.name
+            # the management client (1) needs HLS-GMAC with the keys of --hls
+            manager = DlmsClient(
+                authentication=HlsGmac(
+                    SecurityContext(keys=SecurityKeys(bytes.fromhex(KEY), bytes.fromhex(AUTH)))
+                )
+            )
+            stream = WrapperStream()
+            aarq = manager.associate()
+            manager.outbox.clear()
+            event = await _wrapper_get(stream, tcp, manager, aarq, source=1)
+            assert isinstance(event, AuthenticationPending)
+            event = await _wrapper_get(stream, tcp, manager, manager.outbox.popleft(), source=1)
+            assert isinstance(event, Associated)
+            assert isinstance(
+                await _wrapper_get(stream, tcp, manager, manager.get(ENERGY), source=1), GetResult
+            )
         finally:
             await tcp.close()
 
-        # and on UDP, with the LLS password given on the command line (client 1)
+        # and on UDP, with the LLS password given on the command line (client 32)
         udp = await open_udp(*sim.address("DLMS wrapper", "udp"))
         try:
-            manager = DlmsClient(authentication=Lls(b"pw345678"))
-            await udp.write(WrapperFrame(1, 1, manager.associate()).encode())
+            lls_client = DlmsClient(authentication=Lls(b"pw345678"))
+            await udp.write(WrapperFrame(32, 1, lls_client.associate()).encode())
             assert isinstance(
-                manager.receive(WrapperFrame.decode(await udp.read_datagram(10)).data), Associated
+                lls_client.receive(WrapperFrame.decode(await udp.read_datagram(10)).data), Associated
             )
-            await udp.write(WrapperFrame(1, 1, manager.get(ENERGY)).encode())
-            energy = manager.receive(WrapperFrame.decode(await udp.read_datagram(10)).data)
+            await udp.write(WrapperFrame(32, 1, lls_client.get(ENERGY)).encode())
+            energy = lls_client.receive(WrapperFrame.decode(await udp.read_datagram(10)).data)
             assert isinstance(energy, GetResult) and isinstance(value_of(energy.results[0]), int)  # type: ignore[arg-type]
         finally:
             await udp.close()
@@ -187,6 +221,7 @@ async def test_optical_pty_and_wrapper_tcp_and_udp_are_one_meter(tmp_path: Path)
         (("--wrapper-tcp", "127.0.0.1:0", "--cii"), "--cii needs"),
         (("--pty", "/tmp/x", "--key", "00"), "32 hex digits"),
         (("--pty", "/tmp/x", "--faults", "jitter=1"), "unknown"),
+        (("--wrapper-tcp", "127.0.0.1:0", "--hls", KEY), "GUEK:GAK"),
     ],
 )
 def test_bad_options_are_refused_before_anything_starts(args: tuple[str, ...], message: str) -> None:

@@ -3,7 +3,7 @@
 The simulator must be a faithful peer, not a mirror of our own client: Gurux builds its own AARQ,
 GET (normal, with-list, block transfer with its own GET-request-next), object list parsing and
 release, over the IEC 62056-47 wrapper (a G3-PLC head-end) and over HDLC after a mode E hand-over
-on the optical port; and it decrypts and reads our CII pushes as it reads the real capture.
+on the optical port, with HLS-GMAC and ciphered APDUs for the management client; and it decrypts and reads our CII pushes as it reads the real capture.
 Gurux is blocking, so it runs in a worker thread with a plain socket.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from meterbridge.obis import ObisCode
+from meterbridge.protocols.dlms.security import SecurityKeys
 from meterbridge.protocols.events import NEED_DATA
 from meterbridge.protocols.iec62056_21 import (
     HdlcHandOver,
@@ -34,6 +35,7 @@ from meterbridge.transports import RealClock, VirtualClock, serve_tcp
 pytest.importorskip("gurux_dlms")  # a dev dependency: the third-party client
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
 from gurux_dlms.enums import Authentication, InterfaceType, Security
+from gurux_dlms.GXDLMSException import GXDLMSException
 from gurux_dlms.objects import (
     GXDLMSClock,
     GXDLMSData,
@@ -219,3 +221,35 @@ def test_gurux_decrypts_our_cii_push_and_reads_it_as_the_real_one() -> None:
         assert types == real_types
         assert stamp.value.replace(tzinfo=None) == datetime(2026, 5, 4, 11, 39, 20)  # local, as the meter's
     assert real_time.value.replace(tzinfo=None) == datetime(2026, 5, 4, 11, 39, 20)
+
+
+EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+
+
+def _over_wrapper_with_hls(port: int, authentication_key: bytes) -> dict[str, Any]:
+    client = GXDLMSSecureClient(True, 1, 1, Authentication.HIGH_GMAC, None, InterfaceType.WRAPPER)
+    client.ciphering.security = Security.AUTHENTICATION_ENCRYPTION
+    client.ciphering.systemTitle = b"GRX12345"
+    client.ciphering.blockCipherKey = EK
+    client.ciphering.authenticationKey = authentication_key
+    client.maxReceivePDUSize = 512  # ciphered answers in blocks
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = GuruxHeadEnd(sock, client)
+        client.parseAareResponse(head.request(client.aarqRequest()).data)
+        reply = GXReplyData()
+        for message in client.getApplicationAssociationRequest():  # HLS pass 3, the meter's pass 4
+            head.packet(message, reply)
+        client.parseApplicationAssociationResponse(reply.data)
+        found = head.read_meter()
+        head.request(client.releaseRequest())
+    return found
+
+
+async def test_gurux_management_client_with_hls_gmac_over_the_wrapper() -> None:
+    sim = _simulator(hls_keys=SecurityKeys(EK, AK))
+    async with await serve_tcp(sim.serve_wrapper, "127.0.0.1", 0) as server:
+        found = await asyncio.to_thread(_over_wrapper_with_hls, server.port, AK)
+        _check(found, sim)
+        with pytest.raises(GXDLMSException, match="Authentication failure"):  # the meter's AARE
+            await asyncio.to_thread(_over_wrapper_with_hls, server.port, bytes(16))  # wrong GAK

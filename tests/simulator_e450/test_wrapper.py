@@ -24,16 +24,19 @@ from meterbridge.protocols.dlms.apdu import (
 from meterbridge.protocols.dlms.association import (
     Associated,
     AssociationRejected,
+    AuthenticationPending,
     BlockReceived,
     DlmsClient,
     GetResult,
+    HlsGmac,
     Lls,
     Released,
 )
 from meterbridge.protocols.dlms.cosem import ClassId, ScalerUnit, profile_rows, value_of
+from meterbridge.protocols.dlms.security import SecurityContext, SecurityKeys
 from meterbridge.protocols.dlms.wrapper import DLMS_PORT, WrapperFrame, WrapperStream
 from meterbridge.protocols.events import NEED_DATA
-from meterbridge.simulator.e450 import E450Simulator
+from meterbridge.simulator.e450 import MANAGEMENT_CLIENT, E450Simulator
 from meterbridge.simulator.e450_cosem import PROFILE_CAPTURE_OBJECTS, REGISTERS
 from meterbridge.simulator.e450_model import PROFILE_OBIS
 from meterbridge.simulator.e450_wrapper import MANAGEMENT_LOGICAL_DEVICE, WrapperSessions
@@ -328,5 +331,59 @@ async def test_udp_replies_go_through_the_configured_faults() -> None:
             with pytest.raises(TimeoutError):
                 await port.read_datagram(0.3)
             assert server.sessions.answered == 1  # the meter answered; the line ate it
+        finally:
+            await port.close()
+
+
+EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+
+
+async def _hls_associate(head: TcpHeadEnd, client: DlmsClient) -> object:
+    event = await head.request(client, client.associate())
+    if isinstance(event, AuthenticationPending):  # pass 3 (our answer to the meter's challenge) is queued
+        event = await head.request(client, client.outbox.popleft())
+    return event
+
+
+async def test_tcp_management_client_with_hls_gmac_and_ciphered_apdus() -> None:
+    sim = _sim(hls_keys=SecurityKeys(EK, AK))
+    async with await serve_tcp(sim.serve_wrapper, "127.0.0.1", 0) as server:
+        port = await open_tcp("127.0.0.1", server.port)
+        try:
+            head = TcpHeadEnd(port, source=MANAGEMENT_CLIENT)
+            ours = SecurityContext(system_title=b"MBR\x00\x00\x00\x00\x07", keys=SecurityKeys(EK, AK))
+            client = DlmsClient(authentication=HlsGmac(ours), max_receive_pdu_size=512)
+            assert isinstance(await _hls_associate(head, client), Associated)
+            sent = bytearray()
+            original = port.write
+
+            async def spy(data: bytes) -> None:
+                sent.extend(data)
+                await original(data)
+
+            port.write = spy  # type: ignore[method-assign]
+            value = _only(await head.request(client, client.get(ENERGY)))
+            assert sent[8] == 0xC8  # glo-get-request: ciphered on the wire
+            assert isinstance(value_of(value), int)  # type: ignore[arg-type]
+            buffer = _only(await head.request(client, client.get(BUFFER)))  # ciphered blocks
+            assert len(profile_rows(buffer, PROFILE_CAPTURE_OBJECTS)) >= 24  # type: ignore[arg-type]
+            assert isinstance(await head.request(client, client.release()), Released)
+
+            # a second association on the same keys: the client's counter has moved on, accepted
+            again = DlmsClient(authentication=HlsGmac(ours))
+            assert isinstance(await _hls_associate(head, again), Associated)
+            await head.request(again, again.release())
+
+            # LLS or no authentication is not enough for the management client; a wrong GAK fails
+            for auth in (Lls(b"00000000"), None):
+                refused = DlmsClient(authentication=auth)
+                assert isinstance(await head.request(refused, refused.associate()), AssociationRejected)
+            wrong = DlmsClient(authentication=HlsGmac(SecurityContext(keys=SecurityKeys(EK, bytes(16)))))
+            assert isinstance(await _hls_associate(head, wrong), AssociationRejected)
+            # the public client still reads without security
+            public = TcpHeadEnd(port)
+            guest = DlmsClient()
+            assert isinstance(await public.request(guest, guest.associate()), Associated)
         finally:
             await port.close()

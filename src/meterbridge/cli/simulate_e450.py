@@ -74,6 +74,14 @@ def simulate_e450(
         str | None,
         typer.Option("--auth-key", help="GAK for the GCM tag (32 hex digits); default: a built-in one."),
     ] = None,
+    hls: Annotated[
+        str | None,
+        typer.Option(
+            "--hls",
+            help="GUEK:GAK (32 hex digits each): client 1 (management) must associate with HLS-GMAC and "
+            "glo-ciphered APDUs under these keys.",
+        ),
+    ] = None,
     push_interval: Annotated[
         float, typer.Option("--push-interval", help="Real seconds between CII pushes (whatever --speed is).")
     ] = 5.0,
@@ -114,6 +122,7 @@ def simulate_e450(
     import asyncio
     import signal
 
+    from meterbridge.protocols.dlms.security import SecurityKeys
     from meterbridge.simulator.e450 import E450Simulator
     from meterbridge.simulator.e450_model import ModelConfig, disturbances_from
     from meterbridge.simulator.faults import FaultConfig
@@ -153,6 +162,15 @@ def simulate_e450(
         raise typer.BadParameter("--key and --auth-key are 16 bytes (32 hex digits)")
     if gak is not None and guek is None:
         raise typer.BadParameter("--auth-key needs --key")
+    hls_keys = None
+    if hls is not None:
+        ek_text, sep, ak_text = hls.partition(":")
+        try:
+            hls_keys = SecurityKeys(bytes.fromhex(ek_text), bytes.fromhex(ak_text)) if sep else None
+        except ValueError:
+            hls_keys = None
+        if hls_keys is None:
+            raise typer.BadParameter("--hls takes GUEK:GAK, two keys of 32 hex digits")
     clock = RealClock() if speed == 1 else ScaledClock(RealClock(), speed)
     sim = E450Simulator(
         clock=clock,
@@ -162,6 +180,7 @@ def simulate_e450(
         encryption_key=guek,
         authentication_key=gak,
         faults=fault_config,
+        hls_keys=hls_keys,
     )
     sink = open_frame_log(log_frames) if log_frames else None
     name = sim.model.logical_device_name

@@ -26,8 +26,9 @@ Optical port, faithful to IEC 62056-21 and IEC 62056-46/53:
 Behind the DLMS wrapper (IEC 62056-47), as a G3-PLC meter reached by a head-end through
 its data concentrator: ``serve_wrapper(port)`` answers one TCP connection (hand it to
 ``serve_tcp``), ``await serve_wrapper_udp(host, port)`` a UDP socket (see ``e450_wrapper``).
-Client wPort 16 is the public client, others need the LLS password, server wPort 1 is the
-management logical device. ``new_association(client_sap)`` is the one DLMS server both the
+Client wPort 16 is the public client, others need the LLS password (client 1, management,
+needs HLS-GMAC with ciphered APDUs when ``hls_keys`` are given, as head-ends use on G3-PLC),
+server wPort 1 is the management logical device. ``new_association(client_sap)`` is the one DLMS server both the
 optical port and the wrapper use.
 
 Protocol timing (the reaction time, ``inactivity``) runs on the port's clock, real time on
@@ -49,8 +50,9 @@ from zoneinfo import ZoneInfo
 
 from meterbridge.errors import LocalProtocolError, ProtocolError
 from meterbridge.obis import ObisCode
-from meterbridge.protocols.dlms.apdu import ExceptionResponse
-from meterbridge.protocols.dlms.association import DlmsServer
+from meterbridge.protocols.dlms.apdu import Conformance, ExceptionResponse
+from meterbridge.protocols.dlms.association import DEFAULT_CONFORMANCE, DlmsServer
+from meterbridge.protocols.dlms.security import SecurityContext, SecurityKeys
 from meterbridge.protocols.dlms.wrapper import WrapperStream
 from meterbridge.protocols.events import NEED_DATA
 from meterbridge.protocols.hdlc import (
@@ -97,11 +99,18 @@ from meterbridge.transports import (
     TransportTimeout,
 )
 
-__all__ = ["PUBLIC_CLIENT", "E450Simulator", "iec_line", "readout_lines"]
+__all__ = ["MANAGEMENT_CLIENT", "PUBLIC_CLIENT", "E450Simulator", "iec_line", "readout_lines"]
 
 log = logging.getLogger(__name__)
 
 PUBLIC_CLIENT: Final = 16
+# What the meter offers in its InitiateResponse: only services the DlmsServer answers. Requests
+# in general-protection (DB/DD) and general-block-transfer (E0) envelopes are not answered, so
+# they are not offered: a client such as Gurux then uses glo-ciphering and GET with-block.
+SERVER_CONFORMANCE: Final = DEFAULT_CONFORMANCE & ~(
+    Conformance.GENERAL_PROTECTION | Conformance.GENERAL_BLOCK_TRANSFER
+)
+MANAGEMENT_CLIENT: Final = 1
 _E = ObisCode.parse
 
 # The optical readout: (address printed, OBIS code, unit, decimals, divisor)
@@ -181,6 +190,7 @@ class E450Simulator:
         inactivity: float = 120.0,
         faults: FaultConfig | None = None,
         max_pdu_size: int = 1224,
+        hls_keys: SecurityKeys | None = None,
     ) -> None:
         self.clock = clock
         self.model = E450Model(seed=seed, start=start or clock.now(), config=config)
@@ -201,6 +211,11 @@ class E450Simulator:
         self.inactivity = inactivity
         self.faults = faults
         self.max_pdu_size = max_pdu_size
+        self._hls = (
+            None
+            if hls_keys is None
+            else SecurityContext(system_title=self.push_encoder.system_title, keys=hls_keys)
+        )
         self.sessions = 0
         self.dlms_sessions = 0
         self.wrapper_connections = 0
@@ -232,13 +247,19 @@ class E450Simulator:
 
         The same ``DlmsServer`` answers on the optical port (HDLC) and behind the wrapper
         (TCP/UDP): client 16 (public) associates without authentication, every other client
-        needs the LLS password. A request the server cannot take (undecodable, or not allowed
+        needs the LLS password - except client 1 (management) when ``hls_keys`` are set: it
+        must use HLS-GMAC, and every APDU after the AARQ travels glo-ciphered (security suite
+        0). One meter security context serves all associations, so the meter's invocation
+        counter never repeats and a client's counter must keep rising across associations. A request the server cannot take (undecodable, or not allowed
         in the association's state) is answered with an exception-response, never dropped.
         """
-        password = None if client_sap == PUBLIC_CLIENT else self._dlms_password
+        security = self._hls if client_sap == MANAGEMENT_CLIENT else None
+        password = None if client_sap == PUBLIC_CLIENT or security is not None else self._dlms_password
         server = DlmsServer(
             self.objects,
             password=password,
+            security=security,
+            conformance=SERVER_CONFORMANCE,
             max_receive_pdu_size=self.max_pdu_size,
             block_size=self.max_pdu_size,  # longer answers go block by block (GET with-block)
         )
