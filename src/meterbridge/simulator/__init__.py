@@ -35,6 +35,9 @@ runs them side by side::
   the GUEK decrypts but cannot verify - as in the field.
 * ``await sim.serve_wrapper(port)`` per TCP connection, ``await sim.serve_wrapper_udp(host,
   port)`` -> :class:`WrapperUdpServer` (``.port``, ``await .close()``).
+* ``hls_keys=SecurityKeys(guek, gak)``: the management client (1) must associate with
+  HLS-GMAC and glo-ciphered APDUs, as head-ends do on G3-PLC; the public client (16) needs
+  nothing, other clients the LLS ``dlms_password``.
 * ``clock``: ``RealClock()`` for real ports; ``ScaledClock(RealClock(), speed)`` for a fast
   model; ``VirtualClock()`` with in-memory ports (``pipe_pair``) in tests.
 * The pushes carry local time without deviation (as the real E450): give the push decoder the
