@@ -262,3 +262,42 @@ async def test_configured_optical_meter_on_a_pty(tmp_path: Path) -> None:
         "/metrics e450",
         "/metrics outbox",
     }
+
+
+async def test_configured_mbus_bus_meters(tmp_path: Path) -> None:
+    """Meters of a configured wired M-Bus, read through the gateway's bus source from the M-Bus simulator
+    (a transparent M-Bus/TCP gateway): each answers with all its records; one silent meter fails."""
+    import asyncio
+
+    from meterbridge.simulator.mbus import build_bus
+    from meterbridge.transports.sockets import serve_tcp
+
+    bus = build_bus(3, seed=1, silent=[2])
+    lock = asyncio.Lock()
+
+    async def handler(transport: Any) -> None:
+        async with lock:
+            await bus.serve(transport)
+
+    server = await serve_tcp(handler, "127.0.0.1", 0)
+    config = parse_config(
+        f"buses:\n  - id: cellar\n    transport: tcp://127.0.0.1:{server.port}\n    timeout: 0.5\n"
+        "    retries: 0\n    scan: {mode: none}\n    meters:\n"
+        "      - {address: 1, id: heat-1}\n      - {address: 2, id: water-2}\n      - {address: 3, id: gas-3}\n"
+    )
+    installation = ConfiguredInstallation(config, bus_interval=0.3)
+    try:
+        report, _, _ = await run_checklist(
+            installation, tmp_path, only=["communication", "measurements", "documentation"]
+        )
+    finally:
+        await installation.aclose()
+        await server.close()
+    items = by_item(report)
+    comm = {f.subject: f for f in items["communication"].findings}
+    assert comm["heat-1"].status == comm["water-2"].status == "pass"
+    assert comm["gas-3"].status == "fail"
+    counts = {f.subject: f.detail for f in items["measurements"].findings if f.status == "pass"}
+    assert all(int(d.split("; ")[1].split()[0]) > 5 for d in counts.values()), counts  # whole telegrams
+    docs = {f.subject: f for f in items["documentation"].findings}
+    assert docs["heat-1"].status == "pass" and docs["heat-1"].figures["serial"]

@@ -1,8 +1,10 @@
 """The configured installation: the meters and buses of a gateway configuration, read through the
 gateway's own sources (and so through the drivers ``meterbridge.drivers.*``).
 
-A polled source (optical, DLMS, M-Bus bus) is asked once per read with its configured timeout; a push
-source is listened to until its next reading arrives or the timeout passes. When a driver is not installed
+A polled source (optical, DLMS) is asked once per read with its configured timeout; a push source and
+a bus (whose source reads every meter in turn) are listened to until the meter's next reading arrives
+(a bus is polled every ``BUS_CHECK_INTERVAL_S`` during the check). Round-trip times of those are the
+wait for that reading, not a request's reply time. When a driver is not installed
 the sources cannot be built: every read then fails with the configuration error that says which driver is
 missing, so the report shows it instead of the run stopping.
 """
@@ -11,22 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from meterbridge.commissioning.model import PollOutcome
 from meterbridge.errors import ConfigError, MeterbridgeError
-from meterbridge.gateway.config import GatewayConfig
+from meterbridge.gateway.config import BusConfig, GatewayConfig, parse_addresses
 from meterbridge.gateway.runner import configured_meters
 from meterbridge.gateway.sources import PolledSource, Source, SourceItem, build_sources
 from meterbridge.readings import Reading
 from meterbridge.sinks.store import MeterInfo
 
-__all__ = ["ConfiguredInstallation"]
+__all__ = ["BUS_CHECK_INTERVAL_S", "ConfiguredInstallation"]
+
+BUS_CHECK_INTERVAL_S: Final = 2.0
+_FOLLOW_S: Final = 0.3  # readings of one meter that follow each other closer than this are one answer
 
 
 class ConfiguredInstallation:
@@ -34,17 +39,32 @@ class ConfiguredInstallation:
 
     can_inject = False
 
-    def __init__(self, config: GatewayConfig, path: Path | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, path: Path | None = None, *, bus_interval: float = BUS_CHECK_INTERVAL_S
+    ) -> None:
         self.config = config
+        self.bus_interval = bus_interval
         self.path = path
         self.name = f"{config.name} ({path or 'configuration'})"
         self._meters = configured_meters(config)
         self._opened: set[str] = set()
-        self._streams: dict[str, AsyncIterator[SourceItem]] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._queues: dict[str, asyncio.Queue[SourceItem]] = {}
+        self._held: dict[str, list[Reading]] = {}  # readings that arrived for another meter than asked
+        self._found: dict[str, MeterInfo] = {}  # what the sources said about their meters (scans)
         self.build_error: str | None = None
         self._sources: dict[str, Source] = {}
+        # the check reads a bus's meters several times in a row: its sources poll the bus every few
+        # seconds instead of the configured interval (the scan still runs first)
+        quick = config.model_copy(
+            update={
+                "buses": [
+                    b.model_copy(update={"interval": min(b.interval, bus_interval)}) for b in config.buses
+                ]
+            }
+        )
         try:
-            sources = build_sources(config)
+            sources = build_sources(quick)
         except ConfigError as exc:
             self.build_error = str(exc)
             sources = []
@@ -63,7 +83,15 @@ class ConfiguredInstallation:
                         self._sources[bm.id] = source
 
     def meters(self) -> list[MeterInfo]:
-        return list(self._meters)
+        fields = ("name", "kind", "serial", "manufacturer", "firmware")
+        out = []
+        for meter in self._meters:
+            found = self._found.get(meter.id)
+            merged = meter
+            if found is not None:
+                merged = replace(meter, **{f: getattr(meter, f) or getattr(found, f) for f in fields})
+            out.append(merged)
+        return out
 
     def parameters(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -84,15 +112,34 @@ class ConfiguredInstallation:
                         "bus": bus.id,
                         "transport": bus.transport,
                         "baud": bus.baud,
-                        "interval_s": bus.interval,
+                        "interval_s": min(bus.interval, self.bus_interval),  # during the check
+                        "configured_interval_s": bus.interval,
                         "timeout_s": bus.timeout,
                         "retries": bus.retries,
-                        # a read polls the whole bus: every listed meter, each within its reply window
-                        "reply_limit_s": bus.timeout * (bus.retries + 1) * max(1, len(bus.meters)),
+                        # a read waits for the meter's turn in the bus's round (polled every few seconds)
+                        "reply_limit_s": self._round_s(bus),
                         "primary": bm.address,
                         "secondary": bm.secondary,
                     }
         return out
+
+    def _round_s(self, bus: BusConfig) -> float:
+        """The longest a bus meter's turn can take: the check's poll interval plus every listed meter's
+        reply windows."""
+        return self.bus_interval + bus.timeout * (bus.retries + 1) * max(1, len(bus.meters))
+
+    def _listen_timeout(self, meter_id: str) -> float:
+        """How long a read waits for a listened meter: two bus rounds plus the first scan, or a push
+        meter's configured timeout."""
+        for bus in self.config.buses:
+            if any(bm.id == meter_id for bm in bus.meters):
+                scan = bus.scan
+                if scan.mode == "primary":
+                    scan_s = len(parse_addresses(scan.addresses)) * bus.timeout * (bus.retries + 1)
+                else:
+                    scan_s = 0.0 if scan.mode == "none" else 120.0
+                return 2 * self._round_s(bus) + scan_s
+        return next((m.timeout for m in self.config.meters if m.id == meter_id), 30.0)
 
     def expected(self, meter_id: str) -> list[str]:
         for m in self.config.meters:
@@ -128,7 +175,7 @@ class ConfiguredInstallation:
         if source is None:
             why = self.build_error or f"no source reads meter {meter_id!r} (is its bus scanned yet?)"
             return PollOutcome(meter_id, at, (), 0.0, 0, why)
-        timeout = float(getattr(source, "timeout", 30.0))
+        timeout = float(getattr(source, "timeout", 0.0)) or self._listen_timeout(meter_id)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
@@ -139,7 +186,7 @@ class ConfiguredInstallation:
                             self._opened.add(source.name)
                         items = list(await source.poll())
                 else:
-                    items = [await self._next_pushed(source, meter_id)]
+                    items = list(await self._next_listened(source, meter_id))
         except (MeterbridgeError, OSError, TimeoutError, EOFError) as exc:
             self._opened.discard(source.name)
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -149,9 +196,50 @@ class ConfiguredInstallation:
             meter_id, at, readings, time.perf_counter() - started, 0, None if readings else "no readings"
         )
 
-    async def _next_pushed(self, source: Source, meter_id: str) -> SourceItem:
-        stream = self._streams.setdefault(source.name, source.stream().__aiter__())
+    async def _next_listened(self, source: Source, meter_id: str) -> list[Reading]:
+        """The next readings of ``meter_id`` from a source that is listened to: its stream runs in a task
+        that fills a queue; readings of other meters are held for their turn; readings of the meter that
+        follow within ``_FOLLOW_S`` belong to the same answer."""
+        held = self._held.setdefault(meter_id, [])
+        if held:
+            answer, held[:] = list(held), []
+            return answer
+        queue = self._queue(source)
+        readings: list[Reading] = []
         while True:
-            item = await stream.__anext__()
-            if isinstance(item, Reading) and item.meter_id == meter_id:
-                return item
+            if readings:
+                try:
+                    item = await asyncio.wait_for(queue.get(), _FOLLOW_S)
+                except TimeoutError:
+                    return readings
+            else:
+                item = await queue.get()
+            if isinstance(item, MeterInfo):
+                self._found[item.id] = item
+            elif isinstance(item, Reading):
+                if item.meter_id == meter_id:
+                    readings.append(item)
+                else:
+                    self._held.setdefault(item.meter_id, []).append(item)
+                    if readings:
+                        return readings
+
+    def _queue(self, source: Source) -> asyncio.Queue[SourceItem]:
+        if source.name not in self._pumps:
+            queue: asyncio.Queue[SourceItem] = asyncio.Queue(maxsize=10_000)
+            self._queues[source.name] = queue
+
+            async def pump() -> None:
+                async for item in source.stream():
+                    await queue.put(item)
+
+            self._pumps[source.name] = asyncio.get_running_loop().create_task(
+                pump(), name=f"check:{source.name}"
+            )
+        return self._queues[source.name]
+
+    async def aclose(self) -> None:
+        for task in self._pumps.values():
+            task.cancel()
+        await asyncio.gather(*self._pumps.values(), return_exceptions=True)
+        self._pumps.clear()

@@ -499,7 +499,8 @@ async def documentation(ctx: Context) -> CheckResult:
     findings = []
     for meter in ctx.installation.meters():
         read = {r.key_text: r.value for r in ctx.last[meter.id].readings} if meter.id in ctx.last else {}
-        serial = meter.serial or read.get("0-0:96.1.0.255")
+        fabrication = next((v for k, v in read.items() if "/fabrication_number/" in k), None)  # M-Bus record
+        serial = meter.serial or read.get("0-0:96.1.0.255") or fabrication
         firmware = meter.firmware or read.get("1-0:0.2.0.255")
         figures = {
             "address": meter.address,
