@@ -38,6 +38,9 @@ _FULL = re.compile(
 _HEX = re.compile(r"^[0-9A-Fa-f]{12}$")
 
 
+_DIGITS: Final = tuple(str(i) for i in range(256))
+
+
 def _group(text: str, what: str, source: str) -> int:
     value = _LETTERS.get(text.upper()) if not text.isdigit() else int(text)
     if value is None or not 0 <= value <= 255:
@@ -123,7 +126,8 @@ class ObisCode:
         return bytes((self.a, self.b, self.c, self.d, self.e, self.f))
 
     def __str__(self) -> str:
-        return f"{self.a}-{self.b}:{self.c}.{self.d}.{self.e}.{self.f}"
+        n = _DIGITS  # the text of each group from a table: readings are keyed and published by this text
+        return f"{n[self.a]}-{n[self.b]}:{n[self.c]}.{n[self.d]}.{n[self.e]}.{n[self.f]}"
 
     def __repr__(self) -> str:
         return f"ObisCode('{self}')"
