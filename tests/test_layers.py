@@ -53,6 +53,7 @@ FORBIDDEN = {
         "meterbridge.simulator",
     },
     "web": {"meterbridge.drivers", "meterbridge.protocols", "meterbridge.simulator", "meterbridge.cli"},
+    "commissioning": {"meterbridge.cli"},
 }
 BASE_ONLY = {"obis.py", "readings.py", "errors.py"}
 
