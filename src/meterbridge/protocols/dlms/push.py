@@ -557,7 +557,7 @@ class PushFramer:
                             "general-block-transfer header needs 7 bytes", offset=0, layer="dlms"
                         )
                     control, number = payload[1], _U16.unpack_from(payload, 2)[0]
-                    size, start = decode_length(payload, 6)
+                    size, start = (payload[6], 7) if payload[6] < 0x80 else decode_length(payload, 6)
                     if start + size != len(payload):
                         raise FramingError(
                             f"general-block-transfer block of {size} bytes in {len(payload) - start}",
