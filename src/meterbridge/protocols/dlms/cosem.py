@@ -152,7 +152,9 @@ def value_of(data: Data, default_tz: tzinfo = UTC) -> Value:
     ``0101``). Arrays and structures are not one value: ``UnsupportedError``.
     """
     v = data.value
-    if type(v) is int or isinstance(v, bool | int | float | str) or v is None:
+    if type(v) is int or v is None:
+        return v
+    if type(v) is not bytes and isinstance(v, bool | int | float | str):
         return v
     if isinstance(v, bytes):
         if len(v) == 12 and v[2] != 0xFF:
