@@ -213,7 +213,13 @@ def _address_at(buf: bytes | bytearray | memoryview, pos: int, limit: int) -> tu
                 if len(_TWO_BYTE_ADDRESS) < 1024:  # a line carries a handful of stations
                     _TWO_BYTE_ADDRESS[key] = known
             return known, pos + 2
-    return HdlcAddress.decode(memoryview(buf)[:limit], pos)
+    # An address is at most 4 bytes: decode a copy of those, not a memoryview of the stream's buffer
+    # (an error's traceback would keep the view alive and the buffer could no longer grow).
+    try:
+        address, used = HdlcAddress.decode(bytes(buf[pos : min(pos + 4, limit)]))
+    except FramingError as exc:
+        raise FramingError(exc.message, offset=pos + (exc.offset or 0), layer=LAYER) from None
+    return address, pos + used
 
 
 # --------------------------------------------------------------------------- control field
@@ -583,11 +589,9 @@ def _plain_frame(buf: bytes | bytearray, start: int, close: int) -> HdlcFrame | 
     if control is None or length < header_only:
         return None
     crc = binascii.crc_hqx
+    mirrored = buf[start + 1 : close].translate(_MIRROR)  # format field to FCS, each byte bit-mirrored
     if length > header_only:  # an information field, after the HCS
-        if (
-            length < header_only + 3
-            or crc(buf[start + 1 : p + 3].translate(_MIRROR), 0xFFFF) != _GOOD_RESIDUE
-        ):
+        if length < header_only + 3 or crc(mirrored[: p + 2 - start], 0xFFFF) != _GOOD_RESIDUE:
             return None
         information = bytes(buf[p + 3 : close - 2])
         if control.kind not in _CARRIES_INFORMATION:
@@ -595,9 +599,7 @@ def _plain_frame(buf: bytes | bytearray, start: int, close: int) -> HdlcFrame | 
     else:
         information = b""
     segmented = bool(fmt & 0x08)
-    if (segmented and control.kind not in _MAY_SEGMENT) or crc(
-        buf[start + 1 : close].translate(_MIRROR), 0xFFFF
-    ) != _GOOD_RESIDUE:
+    if (segmented and control.kind not in _MAY_SEGMENT) or crc(mirrored, 0xFFFF) != _GOOD_RESIDUE:
         return None
     frame = _new_frame(HdlcFrame)
     _set_kind(frame, control.kind)
