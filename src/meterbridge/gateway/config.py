@@ -340,6 +340,9 @@ class MqttConfig(_Model):
     legacy_topics: bool = False
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    # keep readings in the outbox until a subscriber takes them (MQTT 5 "no matching subscribers"):
+    # on for fleet gateways whose ingest uses a shared subscription, off for Home Assistant only
+    require_subscriber: bool = False
 
     @field_validator("url")
     @classmethod
@@ -611,6 +614,7 @@ sinks:
     legacy_topics: false       # also publish the flat topics of older bridges
     discovery: true            # Home Assistant MQTT discovery
     discovery_prefix: homeassistant
+    require_subscriber: false  # true on fleet gateways: keep readings until the ingest's shared subscription takes them
 
 web:
   enabled: true

@@ -72,6 +72,9 @@ def build_sinks(config: GatewayConfig, **mqtt_options: Any) -> list[Sink]:
     if config.sinks.mqtt is not None:
         from meterbridge.sinks.mqtt import MqttSink
 
+        mqtt_options.setdefault(
+            "config", config
+        )  # configured meters: removal from HA, expire_after per meter
         sinks.append(MqttSink.from_config(config.sinks.mqtt, gateway_id=config.name, **mqtt_options))
     return sinks
 
