@@ -72,9 +72,8 @@ def build_sinks(config: GatewayConfig, **mqtt_options: Any) -> list[Sink]:
     if config.sinks.mqtt is not None:
         from meterbridge.sinks.mqtt import MqttSink
 
-        mqtt_options.setdefault(
-            "config", config
-        )  # configured meters: removal from HA, expire_after per meter
+        # the configured meters: removal from Home Assistant, expire_after per meter
+        mqtt_options.setdefault("config", config)
         sinks.append(MqttSink.from_config(config.sinks.mqtt, gateway_id=config.name, **mqtt_options))
     return sinks
 
