@@ -869,6 +869,30 @@ _DONT_CARE = Data(DataType.DONT_CARE)
 _TRUE = Data(DataType.BOOLEAN, True)
 _FALSE = Data(DataType.BOOLEAN, False)
 _DECODERS = _build_decoders()
+_INT_FORMATS = {
+    DataType.DOUBLE_LONG: ">i",
+    DataType.DOUBLE_LONG_UNSIGNED: ">I",
+    DataType.INTEGER: ">b",
+    DataType.LONG: ">h",
+    DataType.UNSIGNED: ">B",
+    DataType.LONG_UNSIGNED: ">H",
+    DataType.LONG64: ">q",
+    DataType.LONG64_UNSIGNED: ">Q",
+    DataType.ENUM: ">B",
+}
+# (unpack, size, tag) of the integer tags by tag byte, as their table decoders read them (for inline use)
+_FIXED_INLINE: tuple[
+    tuple[Callable[[bytes | memoryview, int], tuple[int, ...]], int, DataType] | None, ...
+] = tuple(
+    (
+        struct.Struct(_INT_FORMATS[DataType(tag)]).unpack_from,
+        struct.calcsize(_INT_FORMATS[DataType(tag)]),
+        DataType(tag),
+    )
+    if tag in _INT_FORMATS
+    else None
+    for tag in range(256)
+)
 
 
 def decode_structure(
@@ -888,14 +912,25 @@ def decode_structure(
     items = list(head)
     append = items.append
     table = _DECODERS
+    fixed = _FIXED_INLINE
+    new, set_type, set_value = _new_data, _set_type, _set_value
     end = len(buf)
     for _ in range(count):
         if pos >= end:
             raise FramingError("input ends inside structure", offset=pos, layer=LAYER)
-        fn = table[buf[pos]]
-        if fn is None:
-            _unknown(buf, pos)
-        item, pos = fn(buf, pos + 1, 1)  # type: ignore[misc]
+        tag = buf[pos]
+        plain = fixed[tag]
+        if plain is not None and pos + plain[1] < end:  # a whole fixed-size integer: read it here
+            unpack, size, tag_type = plain
+            item = new(Data)
+            set_type(item, tag_type)
+            set_value(item, unpack(buf, pos + 1)[0])
+            pos += 1 + size
+        else:
+            fn = table[tag]
+            if fn is None:
+                _unknown(buf, pos)
+            item, pos = fn(buf, pos + 1, 1)  # type: ignore[misc]
         append(item)
     return _made(DataType.STRUCTURE, tuple(items)), pos
 
