@@ -543,32 +543,34 @@ class PushFramer:
         return self._out.popleft()
 
     def _pump(self) -> bool:
-        """Advance the framing by one frame; False when more input is needed."""
+        """Advance the framing until an APDU or an error comes out; False when more input is needed."""
         try:
             if self.framing == "hdlc":
-                frame = self._hdlc.next_event()
-                if frame is NEED_DATA:
-                    return False
-                info = frame.information
-                payload = info[3:] if info[:3] in _LLC_HEADERS else info  # frame.payload, inline
-                if payload[:1] == b"\xe0":  # general-block-transfer: E0 control number ack length data
-                    if len(payload) < 7:
-                        raise FramingError(
-                            "general-block-transfer header needs 7 bytes", offset=0, layer="dlms"
-                        )
-                    control, number = payload[1], _U16.unpack_from(payload, 2)[0]
-                    size, start = (payload[6], 7) if payload[6] < 0x80 else decode_length(payload, 6)
-                    if start + size != len(payload):
-                        raise FramingError(
-                            f"general-block-transfer block of {size} bytes in {len(payload) - start}",
-                            offset=6,
-                            layer="dlms",
-                        )
-                    whole = self._gbt.add_block(bool(control & 0x80), number, payload[start:])
-                    if whole is not None:
-                        self._out.append(whole)
-                elif payload:
-                    self._out.append(payload)
+                out = self._out
+                while not out:  # frame after frame (GBT blocks) until the APDU is whole
+                    frame = self._hdlc.next_event()
+                    if frame is NEED_DATA:
+                        return False
+                    info = frame.information
+                    payload = info[3:] if info[:3] in _LLC_HEADERS else info  # frame.payload, inline
+                    if payload[:1] == b"\xe0":  # general-block-transfer: E0 control number ack length data
+                        if len(payload) < 7:
+                            raise FramingError(
+                                "general-block-transfer header needs 7 bytes", offset=0, layer="dlms"
+                            )
+                        control, number = payload[1], _U16.unpack_from(payload, 2)[0]
+                        size, start = (payload[6], 7) if payload[6] < 0x80 else decode_length(payload, 6)
+                        if start + size != len(payload):
+                            raise FramingError(
+                                f"general-block-transfer block of {size} bytes in {len(payload) - start}",
+                                offset=6,
+                                layer="dlms",
+                            )
+                        whole = self._gbt.add_block(bool(control & 0x80), number, payload[start:])
+                        if whole is not None:
+                            out.append(whole)
+                    elif payload:
+                        out.append(payload)
             elif self.framing == "mbus":
                 found = self._mbus.next_apdu()
                 if found is None:
