@@ -35,7 +35,8 @@ power-of-ten exponent to apply where the frame carries no scaler) and ``pretty``
 A decoder ignores options it has no use for.
 
 Input: FILE or ``-`` (stdin) holds raw bytes, or hex digits with any whitespace (a frame per
-line or spread over lines). Output: one JSON object per line (``--pretty``: indented).
+line or spread over lines), or a ``--log-frames`` capture (its ``rx`` lines: the bytes received;
+``tx``, ``line`` and ``event`` lines are left out). Output: one JSON object per line (``--pretty``: indented).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ __all__ = ["DecodeOptions", "Decoder", "decoders", "detect_protocol", "input_chu
 HEAD_SIZE = 64
 CHUNK_SIZE = 4096
 _HEX_CHARS = frozenset(b"0123456789abcdefABCDEF \t\r\n\f\v")
+# one line of a --log-frames capture: "<UTC time>Z <direction> <port> <hex bytes or note>"
+_FRAME_LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z (tx|rx|line|event) (\S+) ?(.*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,8 @@ def input_chunks(stream: BinaryIO) -> tuple[bytes, Iterator[bytes]]:
     digits on a line continues on the next); raw input is passed in 4 KiB chunks.
     """
     first = stream.read(CHUNK_SIZE)
+    if _FRAME_LOG_LINE.match(first.split(b"\n", 1)[0].rstrip(b"\r")):
+        return _frame_log_chunks(first, stream)
     if _is_hex_text(first):
         return _hex_chunks(first, stream)
 
@@ -155,6 +161,48 @@ def _hex_chunks(first: bytes, stream: BinaryIO) -> tuple[bytes, Iterator[bytes]]
             raise typer.BadParameter(f"line {line_number}: odd number of hex digits")
 
     return head, chunks()
+
+
+def _frame_log_chunks(first: bytes, stream: BinaryIO) -> tuple[bytes, Iterator[bytes]]:
+    """The received bytes of a ``--log-frames`` capture, one chunk per ``rx`` line."""
+    text_lines = iter((first + stream.readline()).splitlines(keepends=False))
+
+    def lines() -> Iterator[bytes]:
+        yield from text_lines
+        yield from stream
+
+    def received() -> Iterator[bytes]:
+        for number, raw_line in enumerate(lines(), start=1):
+            line = raw_line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            match = _FRAME_LOG_LINE.match(line)
+            if match is None:
+                raise typer.BadParameter(
+                    f"line {number}: not a --log-frames line (<UTC time>Z tx|rx|line|event <port> ...)"
+                )
+            if match.group(1) != b"rx":
+                continue
+            digits = b"".join(match.group(3).split())
+            if len(digits) % 2 or any(b not in _HEX_CHARS for b in digits):
+                raise typer.BadParameter(f"line {number}: rx bytes are not pairs of hex digits")
+            if digits:
+                yield bytes.fromhex(digits.decode("ascii"))
+
+    chunks = received()
+    taken: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        taken.append(chunk)
+        size += len(chunk)
+        if size >= HEAD_SIZE:
+            break
+
+    def all_chunks() -> Iterator[bytes]:
+        yield from taken
+        yield from chunks
+
+    return b"".join(taken)[:HEAD_SIZE], all_chunks()
 
 
 def _default(obj: object) -> object:
@@ -226,7 +274,10 @@ def _parse_key(text: str | None, option: str) -> bytes | None:
 @app.command()
 def decode(
     file: Annotated[
-        str, typer.Argument(help="File with captured frames (raw bytes or hex), or - for stdin.")
+        str,
+        typer.Argument(
+            help="File with captured frames (raw bytes, hex, or a --log-frames capture), or - for stdin."
+        ),
     ],
     protocol: Annotated[
         str,
@@ -249,7 +300,7 @@ def decode(
         ),
     ] = None,
 ) -> None:
-    """Decode captured frames (raw bytes or hex; M-Bus, HDLC/DLMS, IEC 62056-21, P1) to JSON lines.
+    """Decode captured frames (raw bytes, hex or a --log-frames capture; M-Bus, HDLC/DLMS, IEC 62056-21, P1) to JSON lines.
 
     Errors are printed as one line on stderr naming the byte offset; the exit code is then 2.
     """

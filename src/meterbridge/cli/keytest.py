@@ -154,7 +154,9 @@ def _is_apdu(plaintext: bytes) -> bool:
 
 @app.command()
 def keytest(
-    file: Annotated[str, typer.Argument(help="Captured push (raw bytes or hex), or - for stdin.")],
+    file: Annotated[
+        str, typer.Argument(help="Captured push (raw bytes, hex, or a --log-frames capture), or - for stdin.")
+    ],
     key: Annotated[str, typer.Option("--key", help="Encryption key (GUEK), 32 hex digits.")],
     auth_key: Annotated[
         str | None, typer.Option("--auth-key", help="Authentication key (GAK), 32 hex digits.")
