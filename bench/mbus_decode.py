@@ -79,7 +79,12 @@ def interleaved(frames: list[bytes], seconds: float, rounds: int = 5) -> tuple[f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per decoder, split into 5 interleaved slices; the median slice counts (default 2)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=2.0,
+        help="seconds per decoder, split into 5 interleaved slices; the median slice counts (default 2)",
+    )
     args = parser.parse_args()
     import meterbus
 
