@@ -466,7 +466,7 @@ class MBusMaster:
             pass  # a selected slave without application reset: it still answers REQ_UD2 to 253
         elif answer.outcome is not Outcome.ACK:
             raise MBusReadError(
-                f"{_label(target)}: no acknowledgement of {type(reset).__name__} ({answer.outcome.value})"
+                f"{_described(target)}: {_NO_ACK[answer.outcome]} to {_REQUEST_NAME[type(reset)]}"
             )
         self._fcb[address] = True
         responses: list[Response] = []
@@ -485,18 +485,40 @@ class MBusMaster:
                         break
                 retries += 1  # same FCB again: the slave repeats the telegram we missed
             if response is None:
-                raise MBusReadError(f"{_label(target)}: no clean telegram after {self.retries + 1} attempts")
+                raise MBusReadError(
+                    f"{_described(target)}: no clean telegram to REQ_UD2 after {self.retries + 1} attempts "
+                    f"(last: {_LAST_ANSWER[reply.outcome]})"
+                )
             self._fcb[address] = not fcb
             responses.append(response)
             if not response.more_records_follow:
                 break
         else:
-            raise MBusReadError(f"{_label(target)}: more than {max_telegrams} telegrams")
+            raise MBusReadError(f"{_described(target)}: more than {max_telegrams} telegrams")
         return ReadResult(_label(target), tuple(responses), retries, timestamp)
 
 
 def _label(target: Target) -> str:
     return str(target)
+
+
+def _described(target: Target) -> str:
+    return f"primary address {target}" if isinstance(target, int) else f"secondary address {target}"
+
+
+# why a reset was not acknowledged, in words (the outcome of the exchange)
+_NO_ACK = {
+    Outcome.NONE: "no meter answered (no E5 within the reply window)",
+    Outcome.GARBLED: "garbled answer (noise, or several meters answering at once)",
+    Outcome.FRAME: "a frame instead of the E5 acknowledgement",
+}
+_LAST_ANSWER = {
+    Outcome.NONE: "no answer within the reply window",
+    Outcome.GARBLED: "garbled: noise, or several meters answering at once",
+    Outcome.FRAME: "a frame that is no telegram",
+    Outcome.ACK: "an E5 acknowledgement instead of a telegram",
+}
+_REQUEST_NAME = {SndNke: "SND_NKE", ApplicationReset: "the application reset (SND_UD CI 0x50)"}
 
 
 def _primary_entry(address: int, response: Response, collision: bool, retries: int) -> PrimaryScanEntry:
