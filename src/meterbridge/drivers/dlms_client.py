@@ -42,6 +42,9 @@ APDUs by their GCM tag.
 
 ``open_session(url, ...)`` opens a transport URL and picks the link (wrapper for ``udp://`` and
 ``tcp://...:4059``, HDLC otherwise); the session closes the transport with itself.
+``open_session`` also takes the shorthands ``password=`` (LLS) and ``hls_keys=(guek, gak)`` (HLS-GMAC)
+and picks the usual client for them (``default_client``: 16 public, 32 reading with LLS, 1
+management with HLS), so callers need not import ``meterbridge.protocols``.
 ``read_meter(url, obis, ...)`` does open, read, release and close in one call;
 ``read_after_hand_over(transport, obis, pending=...)`` is what the optical driver calls after mode E.
 """
@@ -104,6 +107,9 @@ __all__ = [
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
     "LOGICAL_DEVICE_NAME",
+    "MANAGEMENT_CLIENT",
+    "PUBLIC_CLIENT",
+    "READING_CLIENT",
     "AccessDenied",
     "ApduLink",
     "AssociationRefused",
@@ -113,6 +119,8 @@ __all__ = [
     "HdlcLink",
     "ServiceError",
     "WrapperLink",
+    "authentication_from",
+    "default_client",
     "open_session",
     "read_after_hand_over",
     "read_meter",
@@ -122,6 +130,9 @@ LAYER = "dlms"
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_RETRIES = 3
 LOGICAL_DEVICE_NAME = ObisCode(0, 0, 42, 0, 0, 255)
+PUBLIC_CLIENT = 16
+READING_CLIENT = 32
+MANAGEMENT_CLIENT = 1
 
 
 class DlmsTimeout(TransportError, TimeoutError):
@@ -454,6 +465,13 @@ class DlmsSession:
     def conformance(self) -> Conformance:
         return self.client.negotiated_conformance
 
+    @property
+    def invocation_counter(self) -> int | None:
+        """With HLS-GMAC: the invocation counter our next ciphered APDU would use (pass it to the next
+        session with the same keys: meters refuse a counter they have seen); else ``None``."""
+        context = getattr(self.client.authentication, "context", None)
+        return None if context is None else int(context.invocation_counter)
+
     async def release(self) -> None:
         """RLRQ -> RLRE."""
         event = await self._transact(self.client.release)
@@ -651,22 +669,87 @@ def _value_text(data: Data) -> str | None:
 # ---------------------------------------------------------------------------------------------- entry points
 
 
+def authentication_from(
+    *,
+    password: bytes | str | None = None,
+    hls_keys: tuple[bytes, bytes] | None = None,
+    system_title: bytes | None = None,
+    invocation_counter: int = 1,
+) -> Authentication:
+    """The ``Authentication`` for a shorthand: ``password`` -> LLS, ``hls_keys`` (GUEK, GAK) -> HLS-GMAC
+    with a security context of our ``system_title`` (default ``MBR`` 00000001) whose invocation counter
+    starts at ``invocation_counter``; neither -> ``None`` (no authentication). Keys must be 16 bytes
+    (``SecurityError`` otherwise, without the key in the message)."""
+    if password is not None and hls_keys is not None:
+        raise ValueError("give a password (LLS) or hls_keys (HLS-GMAC), not both")
+    if password is not None:
+        from meterbridge.protocols.dlms.association import Lls
+
+        return Lls(password.encode("ascii") if isinstance(password, str) else password)
+    if hls_keys is not None:
+        from meterbridge.protocols.dlms.association import HlsGmac
+        from meterbridge.protocols.dlms.security import SecurityContext, SecurityKeys
+
+        guek, gak = hls_keys
+        keys = SecurityKeys(encryption_key=guek, authentication_key=gak)
+        if system_title is None:
+            context = SecurityContext(keys=keys, invocation_counter=invocation_counter)
+        else:
+            context = SecurityContext(
+                system_title=system_title, keys=keys, invocation_counter=invocation_counter
+            )
+        return HlsGmac(context)
+    return None
+
+
+def default_client(authentication: Authentication) -> int:
+    """The client address (SAP / wPort) usually paired with an authentication: 16 (public client)
+    without, 32 (the Landis+Gyr reading client, as ``drivers.optical`` chooses) with LLS, 1 (the
+    management client, as head ends use it on G3-PLC) with HLS."""
+    if authentication is None:
+        return PUBLIC_CLIENT
+    from meterbridge.protocols.dlms.association import HlsGmac
+
+    return MANAGEMENT_CLIENT if isinstance(authentication, HlsGmac) else READING_CLIENT
+
+
 async def open_session(
     url: str,
     *,
     framing: str = "auto",
-    client: int = 16,
+    client: int | None = None,
     server: HdlcAddress | int | None = None,
     authentication: Authentication = None,
+    password: bytes | str | None = None,
+    hls_keys: tuple[bytes, bytes] | None = None,
+    system_title: bytes | None = None,
+    invocation_counter: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     clock: Clock | None = None,
     **session: Any,
 ) -> DlmsSession:
     """Open ``url`` and associate. ``framing``: ``hdlc``, ``wrapper`` or ``auto`` (wrapper for
-    ``udp://`` and ``tcp://...:4059``). ``server``: an HDLC address, or the server wPort."""
+    ``udp://`` and ``tcp://...:4059``). ``server``: an HDLC address, or the server wPort.
+
+    Authentication is ``authentication`` (an ``Lls`` / ``HlsGmac``), or the shorthands of
+    ``authentication_from``: ``password`` (LLS) or ``hls_keys=(guek, gak)`` (HLS-GMAC, with our
+    ``system_title`` and first ``invocation_counter``; a meter refuses a counter it has seen, so
+    a caller opening one session after another passes on ``session.invocation_counter``).
+    ``client`` defaults to ``default_client`` of the authentication (16 / 32 / 1)."""
     if framing not in ("auto", "hdlc", "wrapper"):
         raise ValueError(f"framing must be 'hdlc', 'wrapper' or 'auto', not {framing!r}")
+    if authentication is not None and (password is not None or hls_keys is not None):
+        raise ValueError("give authentication or a password / hls_keys shorthand, not both")
+    if authentication is None:
+        authentication = authentication_from(
+            password=password,
+            hls_keys=hls_keys,
+            system_title=system_title,
+            invocation_counter=invocation_counter,
+        )
+    if client is None:
+        client = default_client(authentication)
     spec = parse_transport_url(url)
     if framing == "auto":
         framing = (
@@ -727,11 +810,9 @@ async def read_after_hand_over(
     authenticates.
     """
     if password is not None and authentication is None:
-        from meterbridge.protocols.dlms.association import Lls
-
-        authentication = Lls(password.encode("ascii") if isinstance(password, str) else password)
+        authentication = authentication_from(password=password)
     if client is None:
-        client = 16 if authentication is None else 32
+        client = PUBLIC_CLIENT if authentication is None else READING_CLIENT
     link = HdlcLink(
         transport, client=client, server=server, timeout=timeout, retries=retries, pending=pending
     )

@@ -172,6 +172,11 @@ def _transport(value: str) -> str:
     return text
 
 
+def _authentication(value: Any) -> Any:
+    """``hls`` is short for ``hls-gmac`` (the only HLS mechanism the DLMS client speaks)."""
+    return "hls-gmac" if value == "hls" else value
+
+
 Transport = Annotated[str, BeforeValidator(lambda v: _transport(v) if isinstance(v, str) else v)]
 MeterId = Annotated[str, Field(pattern=_ID.pattern)]
 
@@ -191,10 +196,12 @@ class MeterConfig(_Model):
     device_address: str = ""
     # DLMS
     wrapper: bool = False
-    client_address: int = Field(default=16, ge=0)
+    client_address: int | None = Field(
+        default=None, ge=0, description="default: 16 without authentication, 32 with lls, 1 with hls-gmac"
+    )
     server_address: int = Field(default=1, ge=0)
     physical_address: int | None = Field(default=None, ge=0)
-    authentication: Literal["none", "lls", "hls-gmac"] = "none"
+    authentication: Annotated[Literal["none", "lls", "hls-gmac"], BeforeValidator(_authentication)] = "none"
     objects: list[str] = Field(default_factory=list)
     timezone: str = Field(default="UTC", description="IANA zone of meter times sent without UTC offset")
     # push
@@ -544,10 +551,10 @@ meters:
     protocol: dlms
     transport: tcp://192.0.2.10:4059
     wrapper: true              # IEC 62056-47 wrapper (TCP/UDP 4059) instead of HDLC
-    client_address: 16         # 16 = public client, 1 = management
+    authentication: hls-gmac   # none | lls (keys.password) | hls-gmac or hls (keys.encryption + keys.authentication)
+    client_address: 1          # default by authentication: 16 public (none), 32 reading (lls), 1 management (hls)
     server_address: 1          # logical device
     physical_address: 17       # HDLC lower address (serial HDLC only)
-    authentication: hls-gmac   # none | lls (password) | hls-gmac (both keys)
     objects: ["1-0:1.8.0.255", "1-0:2.8.0.255", "1-0:32.7.0.255"]   # empty: the meter's default list
     keys:
       encryption: {env: METERBRIDGE_E450_GUEK}      # inline hex, {env: NAME} or {file: PATH}; never printed

@@ -26,6 +26,7 @@ import abc
 import asyncio
 import importlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -305,6 +306,29 @@ class DlmsSource(PolledSource):
         )
         self.config = config
         self.driver = driver
+        self.authentication = self._authentication()
+
+    def _authentication(self) -> Any:
+        """The driver's ``Authentication`` for the configured one, kept for every poll: with HLS-GMAC its
+        security context carries our invocation counter from one association to the next (a meter
+        refuses a counter it has seen). The counter starts at the Unix time of the gateway's start, so
+        that after a restart it continues above what the previous run used (as long as that run sent
+        fewer than one ciphered APDU per second on average)."""
+        cfg = self.config
+        keys = cfg.keys
+        if cfg.authentication == "lls":
+            assert keys.password is not None  # the configuration checks it
+            return self.driver.authentication_from(password=keys.password.get_secret_value())
+        if cfg.authentication == "hls-gmac":
+            assert keys.encryption is not None and keys.authentication is not None
+            return self.driver.authentication_from(
+                hls_keys=(
+                    bytes.fromhex(keys.encryption.get_secret_value()),
+                    bytes.fromhex(keys.authentication.get_secret_value()),
+                ),
+                invocation_counter=max(1, int(time.time()) & 0xFFFFFFFF),
+            )
+        return None
 
     async def poll(self) -> Sequence[SourceItem]:
         cfg = self.config
@@ -318,8 +342,9 @@ class DlmsSource(PolledSource):
         session = await self.driver.open_session(
             cfg.transport,
             framing=framing,
-            client=cfg.client_address,
+            client=cfg.client_address,  # None: the driver's default for the authentication
             server=server,
+            authentication=self.authentication,
             meter_id=cfg.id,
             timeout=min(cfg.timeout, 10.0),
         )
@@ -591,12 +616,6 @@ def _optical(config: MeterConfig, gateway: GatewayConfig, locks: TransportLocks,
 
 
 def _dlms(config: MeterConfig, gateway: GatewayConfig, locks: TransportLocks, driver: Any) -> Source:
-    if config.authentication != "none":
-        raise ConfigError(
-            f"authentication {config.authentication!r}: the DLMS client driver does not offer it to the "
-            "gateway yet (use the public client, authentication: none)",
-            where=f"meters ({config.id}).authentication",
-        )
     return DlmsSource(config, gateway, locks.for_transport(config.transport), driver)
 
 
