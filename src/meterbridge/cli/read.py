@@ -56,7 +56,10 @@ def read_mbus(
         parsed = parse_target(target)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    line = LineSettings(baud, 8, Parity.EVEN, 1)
+    try:
+        line = LineSettings(baud, 8, Parity.EVEN, 1)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--baud") from None
     extra = extra_timeout if extra_timeout is not None else (0.1 if port.startswith("tcp://") else 0.0)
 
     async def main() -> ReadResult:

@@ -50,7 +50,10 @@ def scan(
 
     if not 0 <= first <= last <= 250:
         raise typer.BadParameter("--from/--to: 0 <= from <= to <= 250")
-    line = LineSettings(baud, 8, Parity.EVEN, 1)
+    try:
+        line = LineSettings(baud, 8, Parity.EVEN, 1)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--baud") from None
     extra = extra_timeout if extra_timeout is not None else (0.1 if port.startswith("tcp://") else 0.0)
     console = Console(stderr=True)
 

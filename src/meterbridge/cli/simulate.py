@@ -25,8 +25,8 @@ app.add_typer(simulate_app, name="simulate")
 
 def _host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise typer.BadParameter(f"--tcp wants HOST:PORT, got {text!r}")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise typer.BadParameter(f"--tcp wants HOST:PORT (PORT 0..65535, 0: a free one), got {text!r}")
     return host or "127.0.0.1", int(port)
 
 
@@ -73,6 +73,7 @@ def simulate_mbus(
     """
     import asyncio
 
+    from meterbridge.errors import MeterbridgeError
     from meterbridge.simulator.faults import FaultConfig
     from meterbridge.simulator.mbus import build_bus
     from meterbridge.transports import LineSettings, LoggedTransport, Transport, open_frame_log
@@ -91,7 +92,11 @@ def simulate_mbus(
         fault_config = FaultConfig.parse(faults, seed=seed) if faults else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    line = LineSettings(baud, 8, Parity.EVEN, 1)
+    host_port = _host_port(tcp) if tcp is not None else None
+    try:
+        line = LineSettings(baud, 8, Parity.EVEN, 1)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--baud") from None
     simulator = build_bus(
         meters,
         seed=seed,
@@ -117,8 +122,8 @@ def simulate_mbus(
         from meterbridge.transports.sockets import serve_tcp
 
         tasks = []
-        if tcp is not None:
-            host, port = _host_port(tcp)
+        if host_port is not None:
+            host, port = host_port
             lock = asyncio.Lock()
 
             async def handler(transport: Transport) -> None:
@@ -138,6 +143,13 @@ def simulate_mbus(
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
+    except (MeterbridgeError, OSError) as exc:
+        where = pty if tcp is None else tcp
+        text = (
+            str(exc) if isinstance(exc, MeterbridgeError) else f"cannot create {where}: {exc.strerror or exc}"
+        )
+        typer.echo(f"error: {text}", err=True)
+        raise typer.Exit(2) from None
     finally:
         if log is not None:
             log.close()
