@@ -84,7 +84,8 @@ def read_mbus(
             typer.echo(to_json(response_to_dict(response)))
         return
     table = Table(title=f"M-Bus {target} on {port}: {len(result.responses)} telegram(s)")
-    for column in ("key", "value", "unit", "quality"):
+    table.add_column("key", overflow="fold")  # a key is copied into configurations: never cut it short
+    for column in ("value", "unit", "quality"):
         table.add_column(column)
     readings = result.readings()
     for reading in readings:
