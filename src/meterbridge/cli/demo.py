@@ -68,6 +68,7 @@ def demo_config(
     mqtt: str | None,
     web_port: int,
     interval: float = 10.0,
+    reports_dir: str = "var/reports",
 ) -> str:
     """The demo's gateway configuration (YAML) for simulators on these TCP ports."""
     mqtt_section = (
@@ -114,6 +115,8 @@ store:
   enabled: true
   host: 127.0.0.1
   port: {web_port}
+  timezone: Europe/Zurich     # the simulated E450's zone: energy days and months end at its midnight
+  reports_dir: {reports_dir}
 """
 
 
@@ -176,6 +179,7 @@ def demo(
         mqtt=mqtt,
         web_port=web_port,
         interval=interval,
+        reports_dir=str(var / "reports"),
     )
     config_path = var / "demo.yaml"
     config_path.write_text(text)

@@ -33,9 +33,13 @@ async def serve_config(config: Any, stop: asyncio.Event, *, web: bool | None = N
                 log.warning("web dashboard not available (%s); running without it", exc)
             else:
                 token = config.web.token.get_secret_value() if config.web.token else None
-                server = build_server(
-                    create_app(store, token=token), config.web.host, config.web.port, token=token
+                web_app = create_app(
+                    store,
+                    token=token,
+                    reports_dir=config.web.reports_dir,
+                    timezone=config.web.zone(),
                 )
+                server = build_server(web_app, config.web.host, config.web.port, token=token)
                 server_task = asyncio.create_task(server.serve(), name="web")
         stats = await run_gateway(config, stop, store=store)
     finally:

@@ -15,6 +15,7 @@ a test checks that it validates and names every field of the model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ __all__ = [
     "WebConfig",
     "iter_model_fields",
     "load_config",
+    "local_timezone_name",
     "parse_config",
 ]
 
@@ -212,13 +214,7 @@ class MeterConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, name: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Zurich, UTC)") from None
-        return name
+        return _check_zone(name)
 
     @field_validator("objects", "push_layout")
     @classmethod
@@ -363,11 +359,60 @@ class SinksConfig(_Model):
     mqtt: MqttConfig | None = None
 
 
+def _check_zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Zurich, UTC)") from None
+    return name
+
+
+def local_timezone_name() -> str:
+    """The system's IANA zone: ``TZ`` when it names one, else the target of ``/etc/localtime``, else
+    ``/etc/timezone``; ``UTC`` when none of them gives a known zone."""
+    candidates: list[str] = []
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        candidates.append(tz)
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        pass
+    else:
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    for name in candidates:
+        try:
+            return _check_zone(name)
+        except ValueError:
+            continue
+    return "UTC"
+
+
 class WebConfig(_Model):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8450, ge=1, le=65535)
     token: Secret | None = None
+    timezone: str | None = Field(
+        default=None, description="IANA zone of day/month energy boundaries; default: the system's zone"
+    )
+    reports_dir: str | None = Field(
+        default="var/reports", description="`meterbridge check` reports listed by the dashboard; null: none"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str | None) -> str | None:
+        return None if name is None else _check_zone(name)
+
+    def zone(self) -> str:
+        """The configured zone, or the system's (``local_timezone_name``)."""
+        return self.timezone or local_timezone_name()
 
 
 class GatewayConfig(_Model):
@@ -628,4 +673,7 @@ web:
   host: 127.0.0.1
   port: 8450
   token: {env: METERBRIDGE_WEB_TOKEN}   # when set, the API wants "Authorization: Bearer <token>"
+  timezone: Europe/Zurich      # day/month energy boundaries and page times; default: the system's zone (TZ,
+                               # /etc/localtime), UTC when it has none
+  reports_dir: var/reports     # where `meterbridge check` writes reports (the Reports page); null: no page
 """
