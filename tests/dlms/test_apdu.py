@@ -322,8 +322,11 @@ def test_general_block_transfer_gap_and_limit() -> None:
     r = GeneralBlockReassembler()
     r.add(blocks[0])
     assert r.ack().block_number_ack == 1
-    with pytest.raises(FramingError, match="block 3 where block 2"):
+    with pytest.raises(FramingError, match="block 3 where block 2 was expected: transfer dropped"):
         r.add(blocks[2])
+    assert not r.in_progress
+    assert [r.add(b) for b in blocks[3:]] == [None] * 7 and r.skipped_blocks == 7  # never the tail alone
+    assert [r.add(b) for b in blocks][-1] == bytes(100)  # the next transfer from block 1 is whole
     small = GeneralBlockReassembler(max_size=50)
     with pytest.raises(FramingError, match="exceeds 50 bytes"):
         for block in blocks:

@@ -124,6 +124,42 @@ def test_a_corrupt_frame_is_an_error_and_the_next_push_still_decodes() -> None:
     _check(pushes[0])
 
 
+def test_a_listener_joining_mid_push_skips_it_silently_and_decodes_the_next() -> None:
+    for start in (1, 2, 3):  # joined at the 2nd, 3rd or last frame of the push
+        for chunk in (None, 1, 7):
+            decoder = PushDecoder()
+            events = _feed(decoder, b"".join(FRAMES[start:]) + WIRE, chunk=chunk)
+            assert len(events) == 1, events  # no error for the partial push, no bogus APDU
+            _check(events[0])
+            assert decoder.framer.skipped_blocks == len(FRAMES) - start
+
+
+def test_a_missing_block_drops_the_push_with_a_precise_error_and_no_values() -> None:
+    decoder = PushDecoder()
+    events = _feed(decoder, FRAMES[0] + FRAMES[1] + FRAMES[3] + WIRE)  # block 3 lost on the line
+    assert [type(e) for e in events] == [PushError, PushReadings]
+    error = events[0]
+    assert isinstance(error, PushError) and error.layer == "dlms"
+    assert "block 4 where block 3 was expected: transfer dropped (2 blocks discarded" in str(error)
+    _check(events[1])
+    assert decoder.framer.skipped_blocks == 0  # block 4 was the last one: it was the error, not skipped
+    # block 2 lost: the error names it, blocks 3 and 4 of that push are skipped, the next push decodes
+    decoder = PushDecoder()
+    events = _feed(decoder, FRAMES[0] + FRAMES[2] + FRAMES[3] + WIRE, chunk=3)
+    assert [type(e) for e in events] == [PushError, PushReadings]
+    assert "block 3 where block 2 was expected" in str(events[0])
+    assert decoder.framer.skipped_blocks == 1
+    _check(events[1])
+
+
+def test_a_push_starting_while_another_is_unfinished_is_kept() -> None:
+    decoder = PushDecoder()
+    events = _feed(decoder, FRAMES[0] + FRAMES[1] + WIRE)  # the first push stops after block 2
+    assert [type(e) for e in events] == [PushError, PushReadings]
+    assert "block 1 where block 3 was expected" in str(events[0]) and "new transfer" in str(events[0])
+    _check(events[1])
+
+
 # ----------------------------------------------------------------------------------------------- ciphered
 
 

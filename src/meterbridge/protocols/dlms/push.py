@@ -499,7 +499,8 @@ class PushFramer:
 
     ``framing`` is ``"hdlc"``, ``"mbus"`` or ``"auto"`` (decided by the first frame start seen:
     ``7E A.`` or ``68 L L 68``). HDLC payloads that are General Block Transfer blocks are
-    reassembled; any other HDLC payload is an APDU by itself.
+    reassembled from block 1 on; blocks of a push whose start was not seen are skipped silently and
+    counted (``skipped_blocks``). Any other HDLC payload is an APDU by itself.
     """
 
     def __init__(
@@ -511,6 +512,11 @@ class PushFramer:
         self._gbt = GeneralBlockReassembler(max_apdu)
         self._out: deque[bytes | PushError] = deque()
         self._pending = b""
+
+    @property
+    def skipped_blocks(self) -> int:
+        """GBT blocks discarded because the start of their push was not seen (joined mid-push, after a gap)."""
+        return self._gbt.skipped_blocks
 
     def receive_data(self, data: bytes) -> None:
         if not data:

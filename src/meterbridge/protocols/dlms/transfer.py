@@ -1,8 +1,9 @@
 """Block transfer: General Block Transfer (GBT) and GET-with-datablock, split and reassembled.
 
 Holds ``split_general_block_transfer`` (an APDU into ``GeneralBlockTransfer`` blocks of any
-size), ``GeneralBlockReassembler`` (the receiving side: block numbers must follow each other,
-the last-block bit ends the APDU, acknowledgements for the sender), ``split_get_response``
+size), ``GeneralBlockReassembler`` (the receiving side: a transfer starts at block 1, block numbers
+must follow each other, blocks of a transfer whose start was not seen are skipped, the last-block bit
+ends the APDU, acknowledgements for the sender), ``split_get_response``
 (a long GET answer into ``GetResponseWithDatablock`` blocks) and ``DatablockReassembler``.
 Both reassemblers hold at most ``max_size`` bytes and say so when a peer exceeds it.
 """
@@ -52,17 +53,22 @@ def split_general_block_transfer(
 class GeneralBlockReassembler:
     """Collects GBT blocks; ``add`` answers the whole APDU when the last block arrives, else ``None``.
 
-    Block numbers must rise by one from the first block seen (a push may start at any number);
-    a gap, a repeat or a block after the size limit is a ``FramingError`` and starts over.
+    A transfer starts at block number 1 and the numbers rise by one. Blocks of a transfer whose
+    start was not seen (a listener that came up in the middle of a push, or the rest of a transfer
+    dropped after a gap) are discarded silently and counted in ``skipped_blocks``; the next block 1
+    starts a new transfer. A gap, a repeat or a block beyond the size limit inside a transfer is a
+    ``FramingError`` and drops the transfer.
     """
 
-    __slots__ = ("_expected", "_parts", "_size", "max_size")
+    __slots__ = ("_expected", "_parts", "_size", "max_size", "skipped_blocks")
 
     def __init__(self, max_size: int = DEFAULT_MAX_APDU) -> None:
         self.max_size = max_size
         self._parts: list[bytes] = []
         self._size = 0
         self._expected: int | None = None
+        self.skipped_blocks = 0
+        """Blocks discarded because the start of their transfer was not seen."""
 
     @property
     def in_progress(self) -> bool:
@@ -83,13 +89,26 @@ class GeneralBlockReassembler:
 
     def add_block(self, last_block: bool, block_number: int, block_data: bytes) -> bytes | None:
         """``add`` for a block already taken apart (the push path reads GBT headers itself)."""
-        if self._expected is not None and block_number != self._expected:
-            expected = self._expected
+        expected = self._expected
+        if expected is None:
+            if block_number != 1:  # the start of this transfer was not seen: nothing to build on
+                self.skipped_blocks += 1
+                return None
+        elif block_number != expected:
+            taken = len(self._parts)
             self.reset()
-            raise FramingError(
-                f"general-block-transfer block {block_number} where block {expected} was expected",
-                layer=LAYER,
+            dropped = (
+                f"general-block-transfer block {block_number} where block {expected} was expected:"
+                f" transfer dropped ({taken} block{'s' if taken != 1 else ''} discarded"
             )
+            if block_number == 1 and not last_block:  # a new transfer began: keep it, report the old one
+                self.add_block(last_block, block_number, block_data)
+                raise FramingError(dropped + ", the new transfer starting here is kept)", layer=LAYER)
+            if block_number == 1:
+                raise FramingError(
+                    dropped + ", and the one-block transfer arriving here with it)", layer=LAYER
+                )
+            raise FramingError(dropped + ", its later blocks are skipped until a block 1)", layer=LAYER)
         self._size += len(block_data)
         if self._size > self.max_size:
             self.reset()
