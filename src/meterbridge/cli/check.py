@@ -134,10 +134,15 @@ def check(
         if fault:
             raise typer.BadParameter("--fault needs --simulate")
         from meterbridge.commissioning.configured import ConfiguredInstallation
+        from meterbridge.errors import ConfigError
         from meterbridge.gateway.config import load_config
 
         assert config is not None
-        installation = ConfiguredInstallation(load_config(config), config)
+        try:
+            installation = ConfiguredInstallation(load_config(config), config)
+        except ConfigError as exc:
+            typer.echo(f"meterbridge: refusing to start: {exc}", err=True)
+            raise typer.Exit(2) from None
     try:
         report, html, json_path = asyncio.run(
             run_checklist(
