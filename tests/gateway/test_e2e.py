@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import paho.mqtt.client as paho
 import pytest
@@ -27,65 +29,84 @@ from meterbridge.gateway.runner import run_gateway
 from meterbridge.readings import Quality
 from meterbridge.sinks.store import open_store
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_ANNOUNCED = re.compile(rb"on tcp://([0-9.]+):([0-9]+)")
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"simulator exited with {proc.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"simulator on port {port} did not listen within {timeout} s")
+def _refusing_socket() -> socket.socket:
+    """A socket bound to a free port without listening: connections to it are refused, and no other
+    process can bind the port while it is open."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _start_simulator(
+    args: list[str], log: BinaryIO, timeout: float = 60.0
+) -> tuple[subprocess.Popen[bytes], int, threading.Thread]:
+    """Start ``meterbridge simulate ARGS`` on port 0 and return it with the port it announced once it
+    listens (no free-port guess that another process can take first). The rest of its stderr is copied
+    to ``log`` by a thread, so a full pipe never blocks it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meterbridge", "simulate", *args],
+        stdout=log,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    found: list[int] = []
+    announced = threading.Event()
+
+    def copy() -> None:
+        for line in stderr:
+            log.write(line)
+            log.flush()
+            match = _ANNOUNCED.search(line)
+            if match and not found:
+                found.append(int(match.group(2)))
+                announced.set()
+        announced.set()  # EOF: the simulator exited
+
+    copier = threading.Thread(target=copy, name=f"sim-stderr-{proc.pid}", daemon=True)
+    copier.start()
+    if not announced.wait(timeout) or not found:
+        proc.kill()
+        proc.wait()
+        copier.join(10)
+        stderr.close()
+        pytest.fail(f"simulator {args} did not announce its port within {timeout} s (exit {proc.returncode})")
+    return proc, found[0], copier
 
 
 @pytest.fixture(scope="module")
 def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    ports = {"optical": _free_port(), "push": _free_port(), "mbus": _free_port(), "wrapper": _free_port()}
     log = (tmp_path_factory.mktemp("sim") / "sim.log").open("wb")
-    sim = [sys.executable, "-m", "meterbridge", "simulate"]
-    procs = [
-        subprocess.Popen(
-            [*sim, "e450", "--tcp", f"127.0.0.1:{ports['optical']}", "--seed", "1"], stdout=log, stderr=log
-        ),
-        subprocess.Popen(
-            [
-                *sim,
-                "e450",
-                "--tcp",
-                f"127.0.0.1:{ports['push']}",
-                "--cii",
-                "--key",
-                DEMO_KEY,
-                "--auth-key",
-                DEMO_GAK,
-                "--push-interval",
-                "1",
-                "--seed",
-                "2",
-            ],
-            stdout=log,
-            stderr=log,
-        ),
-        subprocess.Popen(
-            [*sim, "mbus", "--tcp", f"127.0.0.1:{ports['mbus']}", "--meters", "10"], stdout=log, stderr=log
-        ),
-        subprocess.Popen(
-            [*sim, "e450", "--wrapper-tcp", f"127.0.0.1:{ports['wrapper']}", "--seed", "3"],
-            stdout=log,
-            stderr=log,
-        ),
-    ]
+    kinds = {
+        "optical": ["e450", "--tcp", "127.0.0.1:0", "--seed", "1"],
+        "push": [
+            "e450",
+            "--tcp",
+            "127.0.0.1:0",
+            "--cii",
+            "--key",
+            DEMO_KEY,
+            "--auth-key",
+            DEMO_GAK,
+            "--push-interval",
+            "1",
+            "--seed",
+            "2",
+        ],
+        "mbus": ["mbus", "--tcp", "127.0.0.1:0", "--meters", "10"],
+        "wrapper": ["e450", "--wrapper-tcp", "127.0.0.1:0", "--seed", "3"],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    copiers: list[threading.Thread] = []
+    ports: dict[str, int] = {}
     try:
-        for proc, port in zip(procs, ports.values(), strict=True):
-            _wait_port(port, proc)
+        for name, args in kinds.items():
+            proc, ports[name], copier = _start_simulator(args, log)
+            procs.append(proc)
+            copiers.append(copier)
         yield ports
     finally:
         for proc in procs:
@@ -96,6 +117,11 @@ def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, i
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for copier in copiers:  # they end at the simulators' EOF
+            copier.join(10)
+        for proc in procs:
+            if proc.stderr:
+                proc.stderr.close()
         log.close()
 
 
@@ -134,7 +160,7 @@ async def test_every_source_kind_reads_its_simulator(simulators: dict[str, int],
         )
 
     try:
-        async with asyncio.timeout(90):
+        async with asyncio.timeout(180):
             while not done():
                 assert not task.done(), task.exception()
                 await asyncio.sleep(0.2)
@@ -171,20 +197,31 @@ def _count(path: Path, sql: str) -> int:
         conn.close()
 
 
-def _run(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "meterbridge", "run", "--config", str(config), "--no-web"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def _run(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``meterbridge run`` with its stderr in ``log`` (a pipe nobody reads would fill up with the log of a
+    long run against a dead broker and block the gateway)."""
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "meterbridge", "run", "--config", str(config), "--no-web"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def _tail(log: Path) -> str:
+    return log.read_bytes()[-3000:].decode(errors="replace") if log.exists() else ""
 
 
 def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
     simulators: dict[str, int],
     tmp_path: Path,
-    mqtt_broker,  # type: ignore[no-untyped-def]
+    mosquitto_factory,  # type: ignore[no-untyped-def]
 ) -> None:
-    host, port = mqtt_broker
+    # a private broker with a large queue for the subscriber: a slow (loaded) subscriber must not lose
+    # messages to the system broker's 1000-message queue limit (see test_crash.py)
+    broker = mosquitto_factory(persistence=False)
+    host, port = broker.host, broker.port
+    log = tmp_path / "gateway.log"
     gateway = f"e2e{uuid.uuid4().hex[:8]}"
     store = tmp_path / "run.sqlite"
     base = demo_config(
@@ -196,24 +233,25 @@ def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
         web_port=8450,
         interval=1,
     ).replace("name: demo", f"name: {gateway}")
-    dead = _free_port()  # nothing listens here: the broker is "down" in the first run
     config = tmp_path / "gw.yaml"
-    config.write_text(
-        base.replace("sinks: {}", f"sinks:\n  mqtt:\n    url: mqtt://127.0.0.1:{dead}\n    discovery: false")
-    )
-
-    first = _run(config)
-    deadline = time.monotonic() + 90
-    try:
-        while _count(store, "SELECT count(*) FROM readings") < 300:
-            assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
-            assert time.monotonic() < deadline, "the gateway stored too little"
-            time.sleep(0.2)
-    finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-        if first.stderr:
-            first.stderr.close()
+    # the broker is "down" in the first run: a port held bound without listening refuses connections
+    with _refusing_socket() as refusing:
+        dead = int(refusing.getsockname()[1])
+        config.write_text(
+            base.replace(
+                "sinks: {}", f"sinks:\n  mqtt:\n    url: mqtt://127.0.0.1:{dead}\n    discovery: false"
+            )
+        )
+        first = _run(config, log)
+        deadline = time.monotonic() + 120
+        try:
+            while _count(store, "SELECT count(*) FROM readings") < 300:
+                assert first.poll() is None, _tail(log)
+                assert time.monotonic() < deadline, f"the gateway stored too little:\n{_tail(log)}"
+                time.sleep(0.2)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(30)
     conn = sqlite3.connect(store)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     stored = conn.execute("SELECT id FROM readings ORDER BY id").fetchall()
@@ -231,32 +269,36 @@ def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
 
     sub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"sub-{gateway}")
     sub.on_message = on_message
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *a: subscribed.set()
     sub.connect(host, port)
     sub.subscribe(f"meterbridge/{gateway}/readings/#", qos=1)
     sub.loop_start()
     config.write_text(
         base.replace("sinks: {}", f"sinks:\n  mqtt:\n    url: mqtt://{host}:{port}\n    discovery: false")
     )
-    time.sleep(0.5)
-    second = _run(config)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with lock:
-                if wanted <= received:
-                    break
-            assert second.poll() is None, second.stderr.read().decode() if second.stderr else ""
-            assert time.monotonic() < deadline, f"{len(wanted - received)} stored readings never reached MQTT"
-            time.sleep(0.2)
-    finally:
-        second.send_signal(signal.SIGTERM)
+        assert subscribed.wait(30), "the subscription was not acknowledged"
+        second = _run(config, log)
         try:
-            second.wait(30)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
-        if second.stderr:
-            second.stderr.close()
+            deadline = time.monotonic() + 120
+            while True:
+                with lock:
+                    if wanted <= received:
+                        break
+                assert second.poll() is None, _tail(log)
+                assert time.monotonic() < deadline, (
+                    f"{len(wanted - received)} stored readings never reached MQTT:\n{_tail(log)}"
+                )
+                time.sleep(0.2)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            try:
+                second.wait(30)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                second.wait()
+    finally:
         sub.loop_stop()
         sub.disconnect()
-    assert second.returncode == 0  # SIGTERM is a clean stop
+    assert second.returncode == 0, _tail(log)  # SIGTERM is a clean stop
