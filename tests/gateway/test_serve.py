@@ -99,3 +99,66 @@ def test_bad_web_timezone_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"web\.timezone: 'Mars/Olympus' is not an IANA time zone"):
         parse_config("web:\n  timezone: Mars/Olympus\n")
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_show_poll_latency_errors_and_readings_stored(tmp_path: Path) -> None:
+    from meterbridge.simulator.e450 import E450Simulator
+    from meterbridge.transports import RealClock, serve_tcp
+
+    sim = E450Simulator(clock=RealClock(), seed=1)
+    with socket.socket() as refusing:  # bound, not listening: connections are refused
+        refusing.bind(("127.0.0.1", 0))
+        dead = refusing.getsockname()[1]
+        async with await serve_tcp(sim.serve_wrapper, "127.0.0.1", 0) as server:
+            meters = f"""\
+meters:
+  - id: g3
+    protocol: dlms
+    transport: tcp://127.0.0.1:{server.port}
+    wrapper: true
+    interval: 0.2
+    objects: ["1-0:1.8.0.255", "1-0:32.7.0.255"]
+  - id: gone
+    protocol: dlms
+    transport: tcp://127.0.0.1:{dead}
+    wrapper: true
+    interval: 0.2
+"""
+            config = _web_config(tmp_path, "  timezone: UTC\n", meters)
+            async with _serving(config) as web:
+                async with asyncio.timeout(30):
+                    while True:
+                        samples = _samples((await web.get("/metrics")).text)
+                        polls = samples.get(
+                            ("meterbridge_gateway_poll_seconds_count", (("source", "g3"),)), 0
+                        )
+                        failed = {
+                            dict(labels)["kind"]: value
+                            for (name, labels), value in samples.items()
+                            if name == "meterbridge_gateway_poll_errors_total"
+                            and ("source", "gone") in labels
+                        }
+                        errors = sum(failed.values())
+                        stored = samples.get(("meterbridge_gateway_readings_stored_total", ()), 0)
+                        if polls >= 3 and errors >= 2 and stored >= 4:  # two registers a poll
+                            break
+                        await asyncio.sleep(0.2)
+                assert samples[("meterbridge_gateway_poll_seconds_sum", (("source", "g3"),))] > 0
+                # the refused connection is counted by the error's class (the transport's), never its text
+                assert failed and all(kind.isidentifier() for kind in failed), failed
+                assert not any(
+                    name == "meterbridge_gateway_poll_errors_total" and ("source", "g3") in labels
+                    for name, labels in samples
+                )
+                # the web layer's own figures are still there
+                assert any(name.startswith("meterbridge_meter_") for name, _ in samples)

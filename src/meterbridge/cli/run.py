@@ -19,9 +19,11 @@ log = logging.getLogger("meterbridge.run")
 
 async def serve_config(config: Any, stop: asyncio.Event, *, web: bool | None = None) -> Any:
     """Run the gateway of ``config`` and, when enabled, the web dashboard over its store, until ``stop``."""
+    from meterbridge.gateway.metrics import GatewayMetrics
     from meterbridge.gateway.runner import open_configured_store, run_gateway
 
     store = await asyncio.to_thread(open_configured_store, config)
+    metrics = GatewayMetrics()
     server = None
     server_task = None
     try:
@@ -38,10 +40,11 @@ async def serve_config(config: Any, stop: asyncio.Event, *, web: bool | None = N
                     token=token,
                     reports_dir=config.web.reports_dir,
                     timezone=config.web.zone(),
+                    registry=metrics.registry,  # poll latency and errors, readings stored, on /metrics
                 )
                 server = build_server(web_app, config.web.host, config.web.port, token=token)
                 server_task = asyncio.create_task(server.serve(), name="web")
-        stats = await run_gateway(config, stop, store=store)
+        stats = await run_gateway(config, stop, store=store, metrics=metrics)
     finally:
         if server is not None and server_task is not None:
             server.should_exit = True

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from meterbridge.gateway.metrics import GatewayMetrics
 from meterbridge.gateway.sources import Source, SourceItem
 from meterbridge.gateway.validate import Validator
 from meterbridge.readings import Reading
@@ -66,6 +67,7 @@ class Gateway:
         retention_days: int = 0,
         drain_timeout: float = 5.0,
         restart_delay: float = 1.0,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
@@ -80,6 +82,7 @@ class Gateway:
         self.drain_timeout = drain_timeout
         self.restart_delay = restart_delay
         self.stats = GatewayStats()
+        self.metrics = metrics
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_max)
         self._seen_meters: set[str] = set()
 
@@ -162,6 +165,8 @@ class Gateway:
             else:
                 log.error("a source produced %r, which is not a Reading, QualityEvent or MeterInfo", item)
         new_meters = await asyncio.to_thread(self._store_batch, readings, events, meters)
+        if self.metrics is not None:
+            self.metrics.stored(len(readings))
         self.stats.batches += 1
         self.stats.readings += len(readings)
         self.stats.flagged += sum(1 for r in readings if not r.ok)

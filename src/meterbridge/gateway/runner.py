@@ -2,7 +2,8 @@
 
 ``run_gateway(config, stop)`` is what ``meterbridge run`` and ``meterbridge demo`` call. It opens the store
 named in ``store.url``, builds one source per configured meter and bus (``sources.build_sources``), the
-MQTT sink when ``sinks.mqtt`` is configured, and runs the pipeline until ``stop`` is set. The web dashboard is
+MQTT sink when ``sinks.mqtt`` is configured, and runs the pipeline until ``stop`` is set; with ``metrics``
+(a ``gateway.metrics.GatewayMetrics``) it records poll latency and errors and the readings stored. The web dashboard is
 started by the command line (the gateway layer does not import the web layer).
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meterbridge.gateway.config import GatewayConfig, RegisterOverride
+from meterbridge.gateway.metrics import GatewayMetrics
 from meterbridge.gateway.pipeline import Gateway, GatewayStats
 from meterbridge.gateway.sources import Source, build_sources
 from meterbridge.gateway.validate import Validator
@@ -85,8 +87,11 @@ async def run_gateway(
     store: Store | None = None,
     sources: Sequence[Source] | None = None,
     sinks: Sequence[Sink] | None = None,
+    metrics: GatewayMetrics | None = None,
 ) -> GatewayStats:
-    """Run the configured gateway until ``stop`` is set; return its counters."""
+    """Run the configured gateway until ``stop`` is set; return its counters. ``metrics``: where the
+    sources record their polls and the pipeline the readings it stored (``cli/run.py`` exposes its
+    registry on the dashboard's ``/metrics``)."""
     own_store = store is None
     the_store = store if store is not None else await asyncio.to_thread(open_configured_store, config)
     try:
@@ -94,12 +99,17 @@ async def run_gateway(
             await asyncio.to_thread(the_store.upsert_meter, meter)
         the_sources = list(sources) if sources is not None else build_sources(config)
         the_sinks = list(sinks) if sinks is not None else build_sinks(config)
+        if metrics is not None:
+            for source in the_sources:
+                if hasattr(source, "metrics"):  # polled sources and buses; listeners do not poll
+                    source.metrics = metrics
         gateway = Gateway(
             the_store,
             the_sources,
             the_sinks,
             build_validator(config),
             retention_days=config.store.retention_days,
+            metrics=metrics,
         )
         log.info(
             "gateway %s: %d sources, sinks %s, store %s",

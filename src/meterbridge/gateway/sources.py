@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from meterbridge.errors import ConfigError, MeterbridgeError
 from meterbridge.gateway.config import BusConfig, GatewayConfig, MeterConfig
+from meterbridge.gateway.metrics import GatewayMetrics
 from meterbridge.obis import ObisCode
 from meterbridge.readings import Reading
 from meterbridge.sinks.store import MeterInfo, QualityEvent
@@ -114,6 +115,8 @@ class PolledSource(abc.ABC):
         self.failures = 0
         self.last_error: str | None = None
         self._silent = False
+        self.metrics: GatewayMetrics | None = None
+        """Set by ``run_gateway``: poll durations and errors go there."""
 
     @abc.abstractmethod
     async def poll(self) -> Sequence[SourceItem]:
@@ -133,9 +136,11 @@ class PolledSource(abc.ABC):
             while True:
                 started = loop.time()
                 items: Sequence[SourceItem] = ()
+                polled = started
                 try:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                     async with self.lock:
+                        polled = loop.time()  # the wait for the shared port is not the meter's latency
                         if not opened:
                             async with asyncio.timeout(self.timeout):
                                 await self.open()
@@ -143,6 +148,8 @@ class PolledSource(abc.ABC):
                         async with asyncio.timeout(self.timeout):
                             items = await self.poll()
                 except (MeterbridgeError, OSError, TimeoutError, EOFError) as exc:
+                    if self.metrics is not None:
+                        self.metrics.poll(self.name, loop.time() - polled, exc)
                     self.failures += 1
                     self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                     log.info("source %s: poll failed (%s)", self.name, self.last_error)
@@ -164,6 +171,8 @@ class PolledSource(abc.ABC):
                             threshold=Decimal(self.silent_after),
                         )
                 else:
+                    if self.metrics is not None:
+                        self.metrics.poll(self.name, loop.time() - polled)
                     self.failures = 0
                     self.last_error = None
                     if self._silent:
@@ -467,6 +476,8 @@ class MBusBusSource:
         self.silent: set[str] = set()
         self.last_error: str | None = None
         self.scans = 0
+        self.metrics: GatewayMetrics | None = None
+        """Set by ``run_gateway``: the duration and errors of each meter read go there."""
 
     @staticmethod
     def _secondary(text: str) -> str:
@@ -543,9 +554,13 @@ class MBusBusSource:
         return items
 
     async def _read(self, master: Any, label: str, target: Any) -> list[SourceItem]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             result = await master.read(target)
         except (MeterbridgeError, OSError, TimeoutError) as exc:
+            if self.metrics is not None:
+                self.metrics.poll(self.name, loop.time() - started, exc)
             self.last_error = f"{label}: {exc}"
             count = self.failures[label] = self.failures.get(label, 0) + 1
             if count >= self.silent_after and label not in self.silent:
@@ -561,6 +576,8 @@ class MBusBusSource:
                     )
                 ]
             return []
+        if self.metrics is not None:
+            self.metrics.poll(self.name, loop.time() - started)
         readings = result.readings()
         meter_id = self.ids.get(label) or (readings[0].meter_id if readings else f"{self.config.id}/{label}")
         if label in self.ids:
