@@ -12,6 +12,17 @@ of a multi-telegram readout continue the count), ``quantity`` the snake_case qua
 function ``instantaneous`` or ``stored``. The meter id is ``<MAN>-<identification>``
 (``LGB-12082058``), or ``mbus-<address>`` when the telegram carries no identification.
 
+Each reading carries a readable ``name`` (:func:`record_name`): the quantity in words,
+then the function when it is not instantaneous, the storage number, tariff and
+subunit when they are not 0 and the VIF extensions, e.g. ``Energy``, ``Energy (storage 1)``,
+``Volume flow (maximum, tariff 2)``; records of one telegram that would still share a
+name get their record number added (``Voltage (record 3)``). The key stays the stable
+identity.
+
+Identification quantities (fabrication number, bus address, customer, model/version,
+firmware version ...; see :data:`IDENTIFICATION_QUANTITIES`) are text values, not
+measurements: a BCD fabrication number ``00012345`` keeps its leading zeros.
+
 Manufacturer specific data and records without a value are not turned into readings.
 A status byte reporting an error, and records whose function is "value during error
 state", carry ``Quality.METER_ERROR``.
@@ -19,6 +30,8 @@ state", carry ``Quality.METER_ERROR``.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 
 from meterbridge.protocols.mbus.application import FixedDataResponse, Response, VariableDataResponse
@@ -26,9 +39,70 @@ from meterbridge.protocols.mbus.datatypes import DaylightSaving
 from meterbridge.protocols.mbus.records import DataRecord
 from meterbridge.readings import Quality, Reading, Value
 
-__all__ = ["meter_id", "record_key", "to_readings"]
+__all__ = ["IDENTIFICATION_QUANTITIES", "meter_id", "record_key", "record_name", "to_readings"]
 
 _STATUS_ERROR = 0x1C  # power low, permanent error, temporary error
+
+#: Quantities that identify the meter or its owner: their readings are text, never plotted.
+IDENTIFICATION_QUANTITIES: frozenset[str] = frozenset(
+    {
+        "fabrication_number",
+        "enhanced_identification",
+        "bus_address",
+        "medium",
+        "manufacturer",
+        "parameter_set_identification",
+        "model_version",
+        "hardware_version",
+        "firmware_version",
+        "software_version",
+        "customer_location",
+        "customer",
+    }
+)
+
+_BCD_DIF: frozenset[int] = frozenset({0x09, 0x0A, 0x0B, 0x0C, 0x0E})  # data field codings in BCD
+
+#: Quantity names where capitalising the snake_case name is not enough.
+_WORDS: dict[str, str] = {
+    "hca_units": "Units for H.C.A.",
+    "model_version": "Model / version",
+    "date_time": "Date and time",
+}
+
+
+def _quantity_words(quantity: str) -> str:
+    words = _WORDS.get(quantity)
+    if words is not None:
+        return words
+    text = quantity.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def record_name(record: DataRecord) -> str:
+    """Readable name of a record: quantity in words, then function / storage / tariff / subunit when not
+    the default (``Energy (storage 1, tariff 2)``)."""
+    words = record.text_unit if record.text_unit is not None else _quantity_words(record.quantity)
+    details = []
+    if record.function not in ("instantaneous", ""):
+        details.append("value during error" if record.function == "error" else record.function)
+    if record.storage:
+        details.append(f"storage {record.storage}")
+    if record.tariff:
+        details.append(f"tariff {record.tariff}")
+    if record.subunit:
+        details.append(f"subunit {record.subunit}")
+    details.extend(e.name for e in record.extensions if e.name != "manufacturer specific")
+    return f"{words} ({', '.join(details)})" if details else words
+
+
+def _identification_text(record: DataRecord) -> str:
+    value = record.value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, int) and not isinstance(value, bool) and record.dif & 0x0F in _BCD_DIF:
+        return str(value).zfill(2 * len(record.data))  # BCD digits, leading zeros kept
+    return str(value)
 
 
 def meter_id(response: Response) -> str:
@@ -93,10 +167,30 @@ def to_readings(
                     counter.unit,
                     when,
                     base,
+                    _quantity_words(counter.quantity)
+                    + ("" if counter.function == "instantaneous" else f" ({counter.function})"),
                 )
             )
         return out
     assert isinstance(response, VariableDataResponse)
+    out = _variable_readings(response, ident, when, index_offset)
+    counts = Counter(r.name for r in out)
+    return [
+        r
+        if counts[r.name] == 1
+        else replace(r, name=_with_detail(r.name or "", f"record {r.key_text.split('/')[1]}"))
+        for r in out
+    ]
+
+
+def _with_detail(name: str, detail: str) -> str:
+    return f"{name[:-1]}, {detail})" if name.endswith(")") else f"{name} ({detail})"
+
+
+def _variable_readings(
+    response: VariableDataResponse, ident: str, when: datetime, index_offset: int
+) -> list[Reading]:
+    out: list[Reading] = []
     base = _status_quality(response.status)
     for record in response.records:
         if record.function in ("manufacturer_specific", "more_records_follow", "global_readout"):
@@ -104,7 +198,20 @@ def to_readings(
         if record.info.kind == "manufacturer" or record.value is None:
             continue
         quality = base | (Quality.METER_ERROR if record.function == "error" else Quality.OK)
+        value = (
+            _identification_text(record)
+            if record.text_unit is None and record.quantity in IDENTIFICATION_QUANTITIES
+            else _value(record.value)
+        )
         out.append(
-            Reading(ident, record_key(record, index_offset), _value(record.value), record.unit, when, quality)
+            Reading(
+                ident,
+                record_key(record, index_offset),
+                value,
+                record.unit,
+                when,
+                quality,
+                record_name(record),
+            )
         )
     return out
