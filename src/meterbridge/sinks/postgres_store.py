@@ -90,6 +90,16 @@ assert max(MIGRATIONS) == SCHEMA_VERSION
 
 _READING_COLUMNS: Final = "meter_id, key, ts, value, value_type, unit, quality, name"
 _METER_FIELDS: Final = ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware")
+_LATEST_TEMPLATE: Final = (
+    "WITH RECURSIVE k(key) AS (SELECT min(key) FROM readings WHERE meter_id = %s "
+    "UNION ALL SELECT (SELECT min(r.key) FROM readings r WHERE r.meter_id = %s AND r.key > k.key) "
+    "FROM k WHERE k.key IS NOT NULL) "
+    "SELECT l.meter_id, l.key, l.ts, l.value, l.value_type, l.unit, l.quality, l.name FROM k "
+    "CROSS JOIN LATERAL (SELECT * FROM readings x WHERE x.meter_id = %s AND x.key = k.key{ok} "
+    "ORDER BY x.ts DESC, x.id DESC LIMIT 1) l ORDER BY l.key"
+)
+_LATEST_SQL: Final = _LATEST_TEMPLATE.format(ok="")
+_LATEST_OK_SQL: Final = _LATEST_TEMPLATE.format(ok=" AND x.quality = 0")
 _SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -331,11 +341,9 @@ class PostgresStore(Store):
     # ------------------------------------------------------------ readings
 
     def latest(self, meter_id: str, *, ok_only: bool = False) -> dict[str, Reading]:
-        rows = self._query(
-            f"SELECT DISTINCT ON (key) {_READING_COLUMNS} FROM readings"
-            f" WHERE meter_id = %s{' AND quality = 0' if ok_only else ''} ORDER BY key, ts DESC, id DESC",
-            (meter_id,),
-        )
+        # index seeks only, however long the history: the meter's keys by skipping through the
+        # (meter_id, key, ts) index, then per key its newest row (backward index scan, LIMIT 1)
+        rows = self._query(_LATEST_OK_SQL if ok_only else _LATEST_SQL, (meter_id, meter_id, meter_id))
         return {row[1]: reading_from_row(*row) for row in rows}
 
     @staticmethod

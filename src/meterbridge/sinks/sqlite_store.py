@@ -86,6 +86,16 @@ assert max(MIGRATIONS) == SCHEMA_VERSION
 
 _READING_COLUMNS: Final = "meter_id, key, ts, value, value_type, unit, quality, name"
 _METER_FIELDS: Final = ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware")
+_LATEST_TEMPLATE: Final = (
+    "WITH RECURSIVE k(key) AS (SELECT min(key) FROM readings WHERE meter_id = ? "
+    "UNION ALL SELECT (SELECT min(r.key) FROM readings r WHERE r.meter_id = ? AND r.key > k.key) "
+    "FROM k WHERE k.key IS NOT NULL) "
+    "SELECT r.meter_id, r.key, r.ts, r.value, r.value_type, r.unit, r.quality, r.name "
+    "FROM k JOIN readings r ON r.id = (SELECT l.id FROM readings l WHERE l.meter_id = ? AND l.key = k.key{ok} "
+    "ORDER BY l.ts DESC, l.id DESC LIMIT 1) ORDER BY r.key"
+)
+_LATEST_SQL: Final = _LATEST_TEMPLATE.format(ok="")
+_LATEST_OK_SQL: Final = _LATEST_TEMPLATE.format(ok=" AND l.quality = 0")
 
 
 def _event_from_row(row: Sequence[Any]) -> QualityEvent:
@@ -313,12 +323,9 @@ class SqliteStore(Store):
     # ------------------------------------------------------------ readings
 
     def latest(self, meter_id: str, *, ok_only: bool = False) -> dict[str, Reading]:
-        # SQLite: with max() the bare columns come from the row holding the maximum.
-        rows = self._query(
-            "SELECT meter_id, key, max(ts), value, value_type, unit, quality, name FROM readings"
-            f" WHERE meter_id = ?{' AND quality = 0' if ok_only else ''} GROUP BY key",
-            (meter_id,),
-        )
+        # index seeks only, however long the history: the meter's keys by skipping through the
+        # (meter_id, key, ts) index, then per key its newest row (ts, then id: the index ends in the rowid)
+        rows = self._query(_LATEST_OK_SQL if ok_only else _LATEST_SQL, (meter_id, meter_id, meter_id))
         return {row[1]: reading_from_row(*row) for row in rows}
 
     def _reading_filter(
