@@ -71,6 +71,11 @@ SCHEMAS: Final[dict[str, Any]] = {
             "state": {"enum": ["ok", "warning", "stale", "unknown"]},
             "state_detail": _STR,
             "values": {"type": "array", "items": {"$ref": "#/components/schemas/Value"}},
+            "more_values": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Numeric values not in `values` (shown on the meter page)",
+            },
         },
     },
     "Inventory": {

@@ -72,7 +72,8 @@ KEY_PRIORITY: Final = (
     "current_l1",
     "frequency",
 )
-_OVERVIEW_VALUES: Final = 6
+#: Live values per meter on the overview (an E450 push's 13 all fit); the rest: "N more" to the meter page.
+_OVERVIEW_VALUES: Final = 16
 _REPORT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(html|json)$")
 
 
@@ -138,6 +139,13 @@ def _quantity_name(key: str, reading: Reading | None = None) -> str:
     except ValueError:
         quantity = None
     return quantity.name if quantity is not None else key
+
+
+def _series_name(ctx: WebContext, meter_id: str, key: str) -> str:
+    name = _quantity_name(key)
+    if name == key:  # not in the catalogue (M-Bus records): the name the reading was stored with
+        name = _quantity_name(key, ctx.history.latest(meter_id).get(key))
+    return name
 
 
 def _catalogue_key(key: str) -> str | None:
@@ -228,7 +236,7 @@ def _state(
     if last is None and latest:
         last = max(r.timestamp for r in latest.values())
     if last is None:
-        return "unknown", "never seen"
+        return "unknown", "waiting for first reading"
     age = now - last.timestamp()
     if age > ctx.stale_after_s:
         return "stale", f"no reading for {_duration(age)}"
@@ -249,16 +257,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def _key_values(latest: dict[str, Reading]) -> list[Reading]:
+def _key_values(latest: dict[str, Reading]) -> tuple[list[Reading], int]:
+    """The numeric values shown on the overview (catalogue priority first) and how many more there are."""
     numeric = {k: r for k, r in latest.items() if _number(r.value) is not None}
     by_catalogue = {_catalogue_key(k): r for k, r in numeric.items()}
     chosen = [by_catalogue[k] for k in KEY_PRIORITY if k in by_catalogue]
-    for key in sorted(numeric):
-        if len(chosen) >= _OVERVIEW_VALUES:
-            break
+    for key in sorted(numeric, key=_natural):
         if numeric[key] not in chosen:
             chosen.append(numeric[key])
-    return chosen[:_OVERVIEW_VALUES]
+    return chosen[:_OVERVIEW_VALUES], max(0, len(chosen) - _OVERVIEW_VALUES)
+
+
+def _natural(key: str) -> tuple[tuple[int, str], ...]:
+    """Sort key that orders ``mbus/2/...`` before ``mbus/10/...``."""
+    return tuple((int(part), "") if part.isdigit() else (-1, part) for part in key.split("/"))
 
 
 def meter_summary(
@@ -271,6 +283,7 @@ def meter_summary(
     now = time.time() if now is None else now
     state, detail = _state(meter, latest, active, ctx, now)
     last_seen = meter.last_seen or (max(r.timestamp for r in latest.values()) if latest else None)
+    values, more = _key_values(latest)
     return {
         "id": meter.id,
         "name": meter.name or meter.id,
@@ -279,7 +292,8 @@ def meter_summary(
         "last_seen": _ms(last_seen),
         "state": state,
         "state_detail": detail,
-        "values": [reading_json(r) for r in _key_values(latest)],
+        "values": [reading_json(r) for r in values],
+        "more_values": more,
     }
 
 
@@ -325,7 +339,7 @@ def meter_detail(ctx: WebContext, meter_id: str) -> dict[str, Any]:
     active = _active_by_meter(ctx).get(meter_id, [])
     state, detail = _state(meter, latest, active, ctx, time.time())
     quantities = []
-    for key in sorted(latest, key=_key_order):
+    for key in sorted(latest, key=_key_order):  # natural order within the rest: mbus/2 before mbus/10
         reading = latest[key]
         quantities.append(
             {
@@ -348,11 +362,11 @@ def meter_detail(ctx: WebContext, meter_id: str) -> dict[str, Any]:
     }
 
 
-def _key_order(key: str) -> tuple[int, str]:
+def _key_order(key: str) -> tuple[int, tuple[tuple[int, str], ...]]:
     catalogue = _catalogue_key(key)
     if catalogue in KEY_PRIORITY:
-        return KEY_PRIORITY.index(catalogue), key
-    return len(KEY_PRIORITY), key
+        return KEY_PRIORITY.index(catalogue), _natural(key)
+    return len(KEY_PRIORITY), _natural(key)
 
 
 # ---------------------------------------------------------------- series and CSV
@@ -374,7 +388,7 @@ def series_view(
     payload: dict[str, Any] = {
         "meter_id": meter_id,
         "key": key,
-        "name": _quantity_name(key),
+        "name": _series_name(ctx, meter_id, key),
         "unit": series.unit,
         "start": start_ms,
         "end": end_ms,

@@ -58,6 +58,15 @@
         if (old[v.key] !== undefined && old[v.key] !== v.text) div.classList.add("flash");
         values.appendChild(div);
       });
+      var more = tr.querySelector("p.more");
+      if (!more) {
+        more = el("p", { class: "more" });
+        more.appendChild(el("a", { href: "/meters/" + encodeURIComponent(m.id) }));
+        values.parentNode.appendChild(more);
+      }
+      var n = m.more_values || 0;
+      more.hidden = n === 0;
+      more.querySelector("a").textContent = n + " more value" + (n === 1 ? "" : "s") + " on the meter page";
     }
     var seen = tr.querySelector(".seen");
     if (seen) {
