@@ -4,7 +4,9 @@
 set with one value; anything else goes through the token pattern line by line. These tests
 run random blocks (valid, nearly valid, broken) both ways and demand the same data sets, the
 same values and the same errors. ``to_readings`` / ``meter_id_of`` keep per-address facts;
-they must give the readings the data sets' own properties give.
+they must give the readings the data sets' own properties give. ``readout_readings`` (frame bytes
+straight to readings) must give what ``to_readings`` gives on ``DataMessage.decode`` of the same
+frame (readings, names, meter id) or the same error, on generated readouts and on the vector.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterbridge.errors import FramingError
+from meterbridge.errors import ChecksumError, FramingError
 from meterbridge.obis import lookup
-from meterbridge.protocols.iec62056_21 import datasets, meter_id_of, parse_data_block, to_readings
+from meterbridge.protocols.iec62056_21 import (
+    DataMessage,
+    datasets,
+    meter_id_of,
+    parse_data_block,
+    reading_of,
+    readout_readings,
+    to_readings,
+)
 from meterbridge.protocols.iec62056_21.datasets import DataSet, block_values, obis_of
+from meterbridge.protocols.iec62056_21.messages import bcc
 from meterbridge.readings import Quality, Reading
 
 SETTINGS = settings(max_examples=200, deadline=None)
@@ -173,3 +184,92 @@ def test_scanner_edge_cases(text: str) -> None:
     assert fast == general
     fast, general = _both(block_values, text)
     assert fast == general
+
+
+def _frame(block: str, end_mark: bool = True) -> bytes:
+    body = (block + ("!\r\n" if end_mark else "")).encode("utf-8") + b"\x03"
+    return b"\x02" + body + bytes((bcc(body),))
+
+
+def _upper(code: object, text: str) -> str:
+    return text.upper()
+
+
+def _general(frame: bytes, **kwargs: object) -> object:
+    try:
+        message = DataMessage.decode(frame)
+        if not message.readout or not message.final:
+            return ("error", "FramingError")
+        readings = to_readings(message.data_sets, received_at=NOW, **kwargs)  # type: ignore[arg-type]
+        return readings, [r.name for r in readings]
+    except (FramingError, ValueError) as exc:
+        return ("error", type(exc).__name__)
+
+
+def _direct(frame: bytes, **kwargs: object) -> object:
+    try:
+        readings = readout_readings(frame, received_at=NOW, **kwargs)  # type: ignore[arg-type]
+        return readings, [r.name for r in readings]
+    except (FramingError, ValueError) as exc:
+        return ("error", type(exc).__name__)
+
+
+series_lines = st.sampled_from(
+    [
+        "0-1:24.2.1(231128104500W)(12785.123*m3)",
+        "0-1:24.2.1(231128104500W)(ER12)",
+        "P.01(1)(2*kWh)",
+        "1.8.1(1*kWh)1.8.2(2*kWh)",
+        "(ER07)",
+        "C.1.0(ER12)",
+        "0.0.0(  4711 )",
+        "0-0:96.1.1(abc)",
+        "",
+    ]
+)
+
+
+@SETTINGS
+@given(
+    st.lists(st.one_of(lines(), series_lines), max_size=10),
+    st.booleans(),
+    st.sampled_from([None, "ident"]),
+    st.sampled_from([None, "given"]),
+    st.booleans(),
+)
+def test_readout_readings_same_as_to_readings_on_the_message(
+    raw_lines: list[str], end_mark: bool, identification: str | None, meter: str | None, hook: bool
+) -> None:
+    frame = _frame("".join(line + "\r\n" for line in raw_lines), end_mark)
+    kwargs: dict[str, object] = {"identification": identification, "meter_id": meter}
+    if hook:
+        kwargs["text_hook"] = _upper
+    assert _direct(frame, **kwargs) == _general(frame, **kwargs)
+
+
+def test_readout_readings_on_the_vector_and_its_errors() -> None:
+    import json
+    from pathlib import Path
+
+    vector = Path(__file__).parents[1] / "vectors" / "iec62056-21" / "lgz_e350_mode_c_readout.json"
+    raw = bytes.fromhex(json.loads(vector.read_text())["telegram_hex"])
+    frame = raw[raw.index(b"\x02") :]
+    direct = _direct(frame, identification="LGZ4ZMF100AC.M26")
+    assert direct == _general(frame, identification="LGZ4ZMF100AC.M26")
+    assert isinstance(direct, tuple)
+    readings: list[Reading] = direct[0]
+    names: list[str | None] = direct[1]
+    assert len(readings) == 22 and readings[0].meter_id == "13647123"
+    general = [reading_of(s, "13647123", NOW) for s in DataMessage.decode(frame).data_sets]
+    assert readings == general and names == [r.name for r in general if r is not None]
+    broken = bytearray(frame)
+    broken[20] ^= 0x01
+    with pytest.raises(ChecksumError):
+        readout_readings(bytes(broken), received_at=NOW)
+    with pytest.raises(FramingError, match="ends with '!'"):
+        readout_readings(_frame("1.8.0(1*kWh)\r\n", end_mark=False), received_at=NOW, meter_id="m")
+    with pytest.raises(FramingError) as caught:
+        readout_readings(_frame("1.8.0(1*kWh)\r\n2.8.0(1*k*Wh)\r\n"), received_at=NOW, meter_id="m")
+    with pytest.raises(FramingError) as general_error:
+        DataMessage.decode(_frame("1.8.0(1*kWh)\r\n2.8.0(1*k*Wh)\r\n"))
+    assert (str(caught.value), caught.value.offset) == (str(general_error.value), general_error.value.offset)

@@ -16,7 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meterbridge.errors import FramingError
-from meterbridge.protocols.iec62056_21.conversion import meter_id_of, reading_of, to_readings
+from meterbridge.protocols.iec62056_21.conversion import (
+    meter_id_of,
+    reading_of,
+    readout_readings,
+    to_readings,
+)
 from meterbridge.protocols.iec62056_21.datasets import (
     LAYER,
     DataLine,
@@ -119,6 +124,7 @@ __all__ = [
     "parse_data_line",
     "parse_dsmr_timestamp",
     "reading_of",
+    "readout_readings",
     "readout_values",
     "to_readings",
 ]
