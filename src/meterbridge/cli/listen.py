@@ -12,18 +12,15 @@ __all__ = ["listen", "parse_key", "parse_scalers"]
 
 
 def parse_key(text: str | None, option: str) -> bytes | None:
-    """A 16-byte key from hex (spaces allowed); the error never repeats the key."""
+    """A 16-byte key from hex (spaces and colons allowed); the error never repeats the key."""
     if text is None:
         return None
     try:
         key = bytes.fromhex(text.replace(" ", "").replace(":", ""))
     except ValueError:
-        raise typer.BadParameter(f"{option} must be hex digits", param_hint=option) from None
+        key = b""
     if len(key) != 16:
-        raise typer.BadParameter(
-            f"{option} is {len(key)} bytes; security suite 0 needs 16 bytes (32 hex digits)",
-            param_hint=option,
-        )
+        raise typer.BadParameter(f"{option} must be 32 hex digits (16 bytes)", param_hint=option)
     return key
 
 

@@ -151,26 +151,29 @@ def simulate_e450(
     tcp_at = _host_port(tcp, "--tcp") if tcp is not None else None
     wrapper_tcp_at = _host_port(wrapper_tcp, "--wrapper-tcp") if wrapper_tcp is not None else None
     wrapper_udp_at = _host_port(wrapper_udp, "--wrapper-udp") if wrapper_udp is not None else None
+    from meterbridge.cli.listen import parse_key
+
+    guek = parse_key(key, "--key")
+    gak = parse_key(auth_key, "--auth-key")
     try:
-        guek = bytes.fromhex(key) if key else None
-        gak = bytes.fromhex(auth_key) if auth_key else None
         config = ModelConfig(pv_peak_w=pv, disturbances=disturbances_from(disturbance or ()))
         fault_config = FaultConfig.parse(faults, seed=seed) if faults else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    if (guek is not None and len(guek) != 16) or (gak is not None and len(gak) != 16):
-        raise typer.BadParameter("--key and --auth-key are 16 bytes (32 hex digits)")
     if gak is not None and guek is None:
         raise typer.BadParameter("--auth-key needs --key")
     hls_keys = None
     if hls is not None:
         ek_text, sep, ak_text = hls.partition(":")
+        message = "--hls must be GUEK:GAK, two keys of 32 hex digits (16 bytes) each"
+        if not sep:
+            raise typer.BadParameter(message, param_hint="--hls")
         try:
-            hls_keys = SecurityKeys(bytes.fromhex(ek_text), bytes.fromhex(ak_text)) if sep else None
-        except ValueError:
-            hls_keys = None
-        if hls_keys is None:
-            raise typer.BadParameter("--hls takes GUEK:GAK, two keys of 32 hex digits")
+            ek, ak = parse_key(ek_text, "--hls"), parse_key(ak_text, "--hls")
+            assert ek is not None and ak is not None  # parse_key of a text is bytes or raises
+            hls_keys = SecurityKeys(ek, ak)
+        except (typer.BadParameter, ValueError):
+            raise typer.BadParameter(message, param_hint="--hls") from None
     clock = RealClock() if speed == 1 else ScaledClock(RealClock(), speed)
     sim = E450Simulator(
         clock=clock,
