@@ -4,7 +4,10 @@ gateway's own sources (and so through the drivers ``meterbridge.drivers.*``).
 A polled source (optical, DLMS) is asked once per read with its configured timeout; a push source and
 a bus (whose source reads every meter in turn) are listened to until the meter's next reading arrives
 (a bus is polled every ``BUS_CHECK_INTERVAL_S`` during the check). Round-trip times of those are the
-wait for that reading, not a request's reply time. When a driver is not installed
+wait for that reading, not a request's reply time, so their limit is a bound on one bus round from the
+M-Bus timing (each meter's reply window plus the longest telegram at the bus's baud rate), not a guess that
+a loaded machine overruns. A bus meter whose turn passed without an answer (another meter of the bus
+answered twice meanwhile) fails at once instead of after the timeout. When a driver is not installed
 the sources cannot be built: every read then fails with the configuration error that says which driver is
 missing, so the report shows it instead of the run stopping.
 """
@@ -31,6 +34,12 @@ from meterbridge.sinks.store import MeterInfo
 __all__ = ["BUS_CHECK_INTERVAL_S", "ConfiguredInstallation"]
 
 BUS_CHECK_INTERVAL_S: Final = 2.0
+_MBUS_WINDOW_BITS: Final = 330  # EN 13757-2: latest start of a reply, in bit times (+ 50 ms)
+_MBUS_WINDOW_EXTRA_S: Final = 0.050
+_MBUS_TCP_LATENCY_S: Final = 0.1  # what the bus source adds for an M-Bus/TCP gateway
+_MBUS_LONGEST_FRAME: Final = 261  # a long frame: 4 header + 255 (L) + checksum + stop characters
+_MBUS_REQUEST: Final = 5  # a short frame (REQ_UD2, SND_NKE)
+_MBUS_CHAR_BITS: Final = 11  # 8E1 with start bit
 _FOLLOW_S: Final = 0.3  # readings of one meter that follow each other closer than this are one answer
 
 
@@ -124,9 +133,19 @@ class ConfiguredInstallation:
         return out
 
     def _round_s(self, bus: BusConfig) -> float:
-        """The longest a bus meter's turn can take: the check's poll interval plus every listed meter's
-        reply windows."""
-        return self.bus_interval + bus.timeout * (bus.retries + 1) * max(1, len(bus.meters))
+        """The longest one round of the bus can take, so the longest a bus meter waits for its turn: the
+        check's poll interval plus, for every listed meter and try, the request, the reply window (the
+        configured one or the standard one, whichever is longer) and the longest telegram, at the bus's
+        baud rate."""
+        char_s = _MBUS_CHAR_BITS / bus.baud
+        window = _MBUS_WINDOW_BITS / bus.baud + _MBUS_WINDOW_EXTRA_S
+        if bus.transport.startswith("tcp://"):
+            window += _MBUS_TCP_LATENCY_S
+        # the selection (SND_NKE, answered by one E5) and the data request (REQ_UD2, a telegram)
+        exchange = (
+            2 * (_MBUS_REQUEST * char_s + max(bus.timeout, window)) + (_MBUS_LONGEST_FRAME + 1) * char_s
+        )
+        return self.bus_interval + exchange * (bus.retries + 1) * max(1, len(bus.meters))
 
     def _listen_timeout(self, meter_id: str) -> float:
         """How long a read waits for a listened meter: two bus rounds plus the first scan, or a push
@@ -186,7 +205,8 @@ class ConfiguredInstallation:
                             self._opened.add(source.name)
                         items = list(await source.poll())
                 else:
-                    items = list(await self._next_listened(source, meter_id))
+                    on_bus = any(bm.id == meter_id for b in self.config.buses for bm in b.meters)
+                    items = list(await self._next_listened(source, meter_id, on_bus=on_bus))
         except (MeterbridgeError, OSError, TimeoutError, EOFError) as exc:
             self._opened.discard(source.name)
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -196,16 +216,19 @@ class ConfiguredInstallation:
             meter_id, at, readings, time.perf_counter() - started, 0, None if readings else "no readings"
         )
 
-    async def _next_listened(self, source: Source, meter_id: str) -> list[Reading]:
+    async def _next_listened(self, source: Source, meter_id: str, *, on_bus: bool = False) -> list[Reading]:
         """The next readings of ``meter_id`` from a source that is listened to: its stream runs in a task
         that fills a queue; readings of other meters are held for their turn; readings of the meter that
-        follow within ``_FOLLOW_S`` belong to the same answer."""
+        follow within ``_FOLLOW_S`` belong to the same answer. ``on_bus``: the source reads its meters in
+        turn, so when another meter answers twice (two answers = two timestamps) the meter's turn passed
+        without an answer and the read fails (``TimeoutError``) without waiting for the timeout."""
         held = self._held.setdefault(meter_id, [])
         if held:
             answer, held[:] = list(held), []
             return answer
         queue = self._queue(source)
         readings: list[Reading] = []
+        others: dict[str, set[datetime]] = {}  # answers of other meters (one timestamp each) meanwhile
         while True:
             if readings:
                 try:
@@ -223,6 +246,10 @@ class ConfiguredInstallation:
                     self._held.setdefault(item.meter_id, []).append(item)
                     if readings:
                         return readings
+                    answers = others.setdefault(item.meter_id, set())
+                    answers.add(item.timestamp)
+                    if on_bus and len(answers) > 1:  # one turn per meter and round: this one's passed
+                        raise TimeoutError(f"no answer in its turn: {item.meter_id} answered twice meanwhile")
 
     def _queue(self, source: Source) -> asyncio.Queue[SourceItem]:
         if source.name not in self._pumps:
