@@ -149,24 +149,42 @@ async def test_every_source_kind_reads_its_simulator(simulators: dict[str, int],
     stop = asyncio.Event()
     task = asyncio.create_task(run_gateway(config, stop, store=store))
 
-    def done() -> bool:
-        meters = {m.id: m for m in store.meters()}
-        mbus = [m for m in meters.values() if m.protocol == "mbus" and m.last_seen is not None]
-        return (
-            len(mbus) >= 10
-            and bool(store.readings("e450-optical", limit=1))
-            and len(store.readings("e450-cii")) >= 20
-            and len(store.readings("e450-g3")) >= 6
-        )
+    def missing() -> list[str]:
+        """What the store does not hold yet (empty: done)."""
+        mbus = [m for m in store.meters() if m.protocol == "mbus" and m.last_seen is not None]
+        counts = {
+            "M-Bus meters seen": (len(mbus), 10),
+            "e450-optical readings": (len(store.readings("e450-optical", limit=1)), 1),
+            "e450-cii readings": (len(store.readings("e450-cii")), 20),
+            "e450-g3 readings": (len(store.readings("e450-g3")), 6),
+        }
+        return [f"{what}: {got} of {want}" for what, (got, want) in counts.items() if got < want]
 
+    waited_out: list[str] = []
     try:
-        async with asyncio.timeout(180):
-            while not done():
-                assert not task.done(), task.exception()
-                await asyncio.sleep(0.2)
+        try:
+            async with asyncio.timeout(180):
+                while missing():
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            waited_out = missing()
     finally:
         stop.set()
-        await task
+        # the gateway must stop when asked; if it does not, say where it hangs instead of hanging
+        finished, _ = await asyncio.wait({task}, timeout=60)
+        if not finished:
+            stacks = []
+            for other in asyncio.all_tasks():
+                if other is not asyncio.current_task():
+                    frames = other.get_stack(limit=8)
+                    where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+                    stacks.append(f"{other.get_name()}: {where}")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            pytest.fail("run_gateway did not stop within 60 s of stop.set(); tasks:\n" + "\n".join(stacks))
+        task.result()
+    assert not waited_out, f"after 180 s the gateway still lacks: {waited_out}"
     optical = store.latest("e450-optical")
     assert "1-0:1.8.0.255" in optical and optical["1-0:1.8.0.255"].ok
     cii = store.readings("e450-cii")
