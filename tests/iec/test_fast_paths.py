@@ -273,3 +273,18 @@ def test_readout_readings_on_the_vector_and_its_errors() -> None:
     with pytest.raises(FramingError) as general_error:
         DataMessage.decode(_frame("1.8.0(1*kWh)\r\n2.8.0(1*k*Wh)\r\n"))
     assert (str(caught.value), caught.value.offset) == (str(general_error.value), general_error.value.offset)
+
+
+def test_decode_readout_identification_kept_per_line_errors_every_time() -> None:
+    from meterbridge.protocols.iec62056_21 import decode_readout
+
+    readout = _frame("1.8.0(1*kWh)\r\n")
+    first = decode_readout(b"/LGZ4ZMF100AC.M26\r\n" + readout)
+    again = decode_readout(b"/LGZ4ZMF100AC.M26\r\n" + readout)
+    assert first.identification == again.identification
+    assert first.identification is not None and first.identification.text == "LGZ4ZMF100AC.M26"
+    other = decode_readout(b"/ISk5MT174-0001\r\n" + readout)
+    assert other.identification is not None and other.identification.text == "ISk5MT174-0001"
+    for _ in range(2):  # a bad line is refused each time, never remembered
+        with pytest.raises(FramingError, match="identification"):
+            decode_readout(b"/LG\r\n" + readout)

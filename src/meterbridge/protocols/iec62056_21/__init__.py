@@ -139,6 +139,10 @@ class CapturedReadout:
     bcc: int
 
 
+# identification line -> its decoded (frozen) form: a meter sends the same line with every readout
+_IDENTIFICATIONS: dict[bytes, Identification] = {}
+
+
 def decode_readout(data: bytes | bytearray | memoryview) -> CapturedReadout:
     """Decode one captured readout: ``[/ident CR LF] STX ... ! CR LF ETX BCC``.
 
@@ -153,7 +157,12 @@ def decode_readout(data: bytes | bytearray | memoryview) -> CapturedReadout:
         end = raw.find(b"\n", slash)
         if end < 0:
             raise FramingError("identification line without CR LF", offset=slash, layer=LAYER)
-        identification = Identification.decode(raw[slash : end + 1])
+        line = raw[slash : end + 1]
+        identification = _IDENTIFICATIONS.get(line)
+        if identification is None:
+            identification = Identification.decode(line)
+            if len(_IDENTIFICATIONS) < 256:
+                _IDENTIFICATIONS[line] = identification
         stx = raw.find(b"\x02", end + 1)
     if stx < 0:
         raise FramingError("no STX: the data readout is missing", offset=len(raw), layer=LAYER)
