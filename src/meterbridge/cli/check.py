@@ -60,8 +60,9 @@ def check(
         list[str] | None,
         typer.Option(
             "--fault",
+            "--faults",
             help="With --simulate: METER:FAULT injected from the start, e.g. e450-optical-2:silent or "
-            "sim-e450-2:drift (see --via for the faults). Repeatable.",
+            "sim-e450-2:drift (see --via for the faults). Also spelled --faults; repeatable.",
         ),
     ] = None,
     reports: Annotated[

@@ -56,10 +56,12 @@ def simulate_mbus(
         list[int] | None, typer.Option("--silent", help="Meter N (1-based) never answers (repeatable).")
     ] = None,
     faults: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--faults",
-            help="Faults on the replies: drop=R,flip=R,extra=R,late=R,late_delay=S,mute=R,silent=START+DURATION.",
+            "--fault",
+            help="Faults on the replies: drop=R,flip=R,extra=R,late=R,late_delay=S,mute=R,silent=START+DURATION. "
+            "Also spelled --fault; repeatable (the items are joined with commas).",
         ),
     ] = None,
     log_frames: Annotated[
@@ -89,7 +91,7 @@ def simulate_mbus(
             raise typer.BadParameter(f"--share {n}: meter numbers are 2..{meters}")
         primary[n - 1] = primary[n - 2]
     try:
-        fault_config = FaultConfig.parse(faults, seed=seed) if faults else None
+        fault_config = FaultConfig.parse(",".join(faults), seed=seed) if faults else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     host_port = _host_port(tcp) if tcp is not None else None

@@ -103,11 +103,12 @@ def simulate_e450(
     ] = None,
     pv: Annotated[float, typer.Option("--pv", help="Peak PV power in W (0: no PV).")] = 0.0,
     faults: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--faults",
+            "--fault",
             help="Damage what the meter sends, e.g. drop=0.01,flip=0.001,extra=0.01,late=0.1,late_delay=0.5,"
-            "mute=0.05,silent=30+10",
+            "mute=0.05,silent=30+10. Also spelled --fault; repeatable (the items are joined with commas).",
         ),
     ] = None,
     log_frames: Annotated[
@@ -157,7 +158,7 @@ def simulate_e450(
     gak = parse_key(auth_key, "--auth-key")
     try:
         config = ModelConfig(pv_peak_w=pv, disturbances=disturbances_from(disturbance or ()))
-        fault_config = FaultConfig.parse(faults, seed=seed) if faults else None
+        fault_config = FaultConfig.parse(",".join(faults), seed=seed) if faults else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if gak is not None and guek is None:
