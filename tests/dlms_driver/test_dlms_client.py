@@ -267,7 +267,10 @@ class WrapperUdpMeter(asyncio.DatagramProtocol):
 
 
 @contextlib.asynccontextmanager
-async def hdlc_over_pipe(peer: MeterPeer, timeout: float = 0.3) -> AsyncIterator[HdlcLink]:
+async def hdlc_over_pipe(peer: MeterPeer, timeout: float = 1.0) -> AsyncIterator[HdlcLink]:
+    """An HDLC link to ``peer`` over an in-memory pipe. ``timeout``: the reply timeout; tests that expect
+    answers keep the default, long enough that a loaded machine's stall does not pass for a lost answer
+    (a spurious re-poll would change the error counts they assert); tests of silence pass a short one."""
     client_end, meter_end = pipe_pair()
     task = asyncio.create_task(peer.serve_hdlc(meter_end))
     try:
@@ -624,7 +627,7 @@ async def test_wrapper_ignores_other_wports_and_reports_bad_datagrams() -> None:
     endpoint, _ = await loop.create_datagram_endpoint(lambda: protocol, local_addr=("127.0.0.1", 0))
     try:
         transport = await open_udp("127.0.0.1", endpoint.get_extra_info("sockname")[1])
-        link = WrapperLink(transport, timeout=0.3)
+        link = WrapperLink(transport, timeout=1.0)  # exact counts below: no spurious repeat on a stall
         async with DlmsSession(link) as meter:
             assert protocol.transport is not None
             check_registers(await meter.read_registers(list(EXPECTED)))
