@@ -2,13 +2,79 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, tzinfo
 from typing import Annotated
 
 import typer
 
 from meterbridge.cli.app import app
 
-__all__ = ["listen", "parse_key", "parse_scalers"]
+__all__ = ["ASSUMED_UTC", "PushHints", "listen", "parse_key", "parse_scalers"]
+
+
+class _AssumedUtc(tzinfo):
+    """UTC, for pushed date-times without a UTC deviation when --timezone was not given: the same instant
+    as UTC, but recognisable, so that ``listen`` can say once that it assumed UTC."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "UTC"
+
+    def __repr__(self) -> str:
+        return "ASSUMED_UTC"
+
+
+ASSUMED_UTC: tzinfo = _AssumedUtc()
+
+_CURRENTS = ((31, 7, 0), (51, 7, 0), (71, 7, 0))  # L1..L3 current: E450 compact pushes send 1/100 A
+
+TIMEZONE_HINT = (
+    "hint: pushed times carry no UTC offset; reading them as UTC — pass --timezone Europe/Zurich "
+    "(the meter's zone)"
+)
+SCALER_HINT = (
+    "hint: current registers (31/51/71.7.0) came without a scaler; E450 compact pushes send 1/100 A — pass "
+    "--scaler 1-0:31.7.0=-2 --scaler 1-0:51.7.0=-2 --scaler 1-0:71.7.0=-2"
+)
+
+
+class PushHints:
+    """One-time hints for a listener: times read as UTC for want of --timezone, currents without scaler."""
+
+    def __init__(self, *, timezone_given: bool, scaled: set[tuple[int, int, int]]) -> None:
+        self._timezone_given = timezone_given
+        self._scaled = scaled  # (c, d, e) of the registers given a --scaler
+        self.shown: set[str] = set()
+
+    def check(self, push: object) -> list[str]:
+        """The hints this push calls for that were not given yet."""
+        from meterbridge.obis import ObisCode
+        from meterbridge.protocols.dlms.push import PushReadings
+
+        assert isinstance(push, PushReadings)
+        out: list[str] = []
+        if not self._timezone_given and TIMEZONE_HINT not in self.shown:
+            stamps = [push.timestamp, *(r.value for r in push.readings if isinstance(r.value, datetime))]
+            if any(s.tzinfo is ASSUMED_UTC for s in stamps):
+                out.append(TIMEZONE_HINT)
+        if SCALER_HINT not in self.shown:
+            for reading in push.readings:
+                key = reading.key
+                if (
+                    isinstance(key, ObisCode)
+                    and (key.c, key.d, key.e) in _CURRENTS
+                    and (key.c, key.d, key.e) not in self._scaled
+                    and type(reading.value) is int  # a scaler (pushed or given) makes it a Decimal
+                ):
+                    out.append(SCALER_HINT)
+                    break
+        self.shown.update(out)
+        return out
 
 
 def parse_key(text: str | None, option: str) -> bytes | None:
@@ -89,13 +155,14 @@ def listen(
         typer.Option("--meter-id", help="Meter id for pushes that do not carry their logical device name."),
     ] = None,
     timezone: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--timezone",
             help="Time zone of pushed date-times that carry no UTC deviation (the E450 sends local time), "
-            "e.g. Europe/Zurich.",
+            "e.g. Europe/Zurich. Default: UTC, with a one-time hint on stderr when a push needs it.",
+            show_default=False,
         ),
-    ] = "UTC",
+    ] = None,
     count: Annotated[
         int, typer.Option("--count", help="Stop after this many pushes (0: run until stopped).")
     ] = 0,
@@ -125,12 +192,18 @@ def listen(
             "--auth-key needs --key (the pushes are encrypted with the GUEK)", param_hint="--auth-key"
         )
     formats = parse_scalers(scaler or [])
-    try:
-        from zoneinfo import ZoneInfo
+    zone: tzinfo = ASSUMED_UTC
+    if timezone is not None:
+        try:
+            from zoneinfo import ZoneInfo
 
-        zone = ZoneInfo(timezone)
-    except (ValueError, KeyError, OSError):
-        raise typer.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone") from None
+            zone = ZoneInfo(timezone)
+        except (ValueError, KeyError, OSError):
+            raise typer.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone") from None
+    hints = PushHints(
+        timezone_given=timezone is not None,
+        scaled={(code.c, code.d, code.e) for code in formats},  # type: ignore[attr-defined]
+    )
     keys = SecurityKeys(guek, gak) if guek is not None else None
     counts = {"pushes": 0, "errors": 0}
 
@@ -154,6 +227,8 @@ def listen(
             async for event in listener.pushes():
                 if isinstance(event, PushReadings):
                     counts["pushes"] += 1
+                    for hint in hints.check(event):
+                        typer.echo(hint, err=True)
                     _print_push(event, json_out)
                     if count and counts["pushes"] >= count:
                         return
