@@ -21,6 +21,11 @@ broker, in the same invocation; the runs alternate (paho, ours, ours with HA, pa
 process, all its threads) are printed too: they depend much less on what else the machine runs. A third row runs our pipeline with Home Assistant discovery on (state
 topics and discovery payloads on top of the stream), and a fourth without any sink (validate + SQLite
 only), for information. The peak RSS of the pipeline runs is the memory of a gateway with 1,000 meters.
+
+Every run publishes under one topic root of this invocation, ``mbbench-<uuid>/meterbridge`` and
+``mbbench-<uuid>/homeassistant``, never the real ``meterbridge/`` and ``homeassistant/`` (the broker may be
+the one of a Home Assistant); at the end every retained message under ``mbbench-<uuid>/#`` is cleared
+(an empty retained payload on each), also when a run failed.
 """
 
 from __future__ import annotations
@@ -110,7 +115,13 @@ def peak_rss_mb() -> float:
 
 
 async def run_pipeline(
-    broker: str, meters: int, registers: int, rounds: int, discovery: bool, mqtt: bool = True
+    broker: str,
+    meters: int,
+    registers: int,
+    rounds: int,
+    discovery: bool,
+    mqtt: bool = True,
+    topic_root: str = "mbbench",
 ) -> dict[str, float]:
     from meterbridge.gateway.config import MqttConfig
     from meterbridge.gateway.pipeline import Gateway
@@ -122,7 +133,17 @@ async def run_pipeline(
         store = SqliteStore(Path(tmp) / "bench.sqlite")
         gateway_id = f"bench{uuid.uuid4().hex[:6]}"
         sinks = (
-            [MqttSink.from_config(MqttConfig(url=broker, discovery=discovery), gateway_id=gateway_id)]
+            [
+                MqttSink.from_config(
+                    MqttConfig(
+                        url=broker,
+                        discovery=discovery,
+                        base_topic=f"{topic_root}/meterbridge",
+                        discovery_prefix=f"{topic_root}/homeassistant",
+                    ),
+                    gateway_id=gateway_id,
+                )
+            ]
             if mqtt
             else []
         )
@@ -155,7 +176,9 @@ async def run_pipeline(
 # ---------------------------------------------------------------- child: bare paho loop
 
 
-def run_paho(broker: str, meters: int, registers: int, rounds: int, mqtt5: bool = True) -> dict[str, float]:
+def run_paho(
+    broker: str, meters: int, registers: int, rounds: int, mqtt5: bool = True, topic_root: str = "mbbench"
+) -> dict[str, float]:
     import paho.mqtt.client as paho
 
     from meterbridge.sinks.mqtt_topics import reading_payload
@@ -167,7 +190,7 @@ def run_paho(broker: str, meters: int, registers: int, rounds: int, mqtt5: bool 
         for m in range(meters):
             for reading in make_readings(m, registers, r):
                 seq += 1
-                topic = f"meterbridge/{gateway_id}/readings/{reading.meter_id}"  # type: ignore[attr-defined]
+                topic = f"{topic_root}/meterbridge/{gateway_id}/readings/{reading.meter_id}"  # type: ignore[attr-defined]
                 messages.append((topic, reading_payload(gateway_id, seq, reading)))  # type: ignore[arg-type]
     parts = urlsplit(broker)
     done = threading.Event()
@@ -209,6 +232,44 @@ def run_paho(broker: str, meters: int, registers: int, rounds: int, mqtt5: bool 
 # ---------------------------------------------------------------- parent
 
 
+def clear_retained(broker: str, topic_filter: str, quiet: float = 1.0) -> int:
+    """Publish an empty retained payload on every retained topic under ``topic_filter``; how many."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    parts = urlsplit(broker)
+    retained: set[str] = set()
+    last = [time.monotonic()]
+    subscribed = threading.Event()
+
+    def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        last[0] = time.monotonic()
+        if message.retain and message.payload:
+            retained.add(message.topic)
+
+    def on_subscribe(*args: object) -> None:
+        last[0] = time.monotonic()
+        subscribed.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"mbbench-clear-{uuid.uuid4().hex[:8]}")
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.loop_start()
+    try:
+        client.subscribe(topic_filter, qos=1)
+        if not subscribed.wait(10):
+            raise RuntimeError(f"{broker} did not acknowledge the subscription to {topic_filter!r}")
+        while time.monotonic() - last[0] < quiet:  # retained messages come right after the SUBACK
+            time.sleep(0.05)
+        for info in [client.publish(topic, b"", qos=1, retain=True) for topic in sorted(retained)]:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return len(retained)
+
+
 def child(kind: str, args: argparse.Namespace) -> dict[str, float]:
     cmd = [
         sys.executable,
@@ -223,6 +284,8 @@ def child(kind: str, args: argparse.Namespace) -> dict[str, float]:
         str(args.registers),
         "--rounds",
         str(args.rounds),
+        "--topic-root",
+        args.topic_root,
     ]  # --repeat is the parent's business
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     if out.returncode != 0:
@@ -238,6 +301,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument(
+        "--topic-root",
+        default=f"mbbench-{uuid.uuid4().hex[:12]}",
+        help="topic root of every run (default: a fresh mbbench-<uuid>); its retained messages are cleared",
+    )
+    parser.add_argument(
         "--child",
         choices=["pipeline", "pipeline-ha", "pipeline-store", "paho", "paho-311"],
         help=argparse.SUPPRESS,
@@ -246,7 +314,14 @@ def main() -> None:
     if args.child in {"paho", "paho-311"}:
         print(
             json.dumps(
-                run_paho(args.broker, args.meters, args.registers, args.rounds, mqtt5=args.child == "paho")
+                run_paho(
+                    args.broker,
+                    args.meters,
+                    args.registers,
+                    args.rounds,
+                    mqtt5=args.child == "paho",
+                    topic_root=args.topic_root,
+                )
             )
         )
         return
@@ -259,6 +334,7 @@ def main() -> None:
                 args.rounds,
                 args.child == "pipeline-ha",
                 mqtt=args.child != "pipeline-store",
+                topic_root=args.topic_root,
             )
         )
         print(json.dumps(result))
@@ -276,9 +352,13 @@ def main() -> None:
         "pipeline-ha": [],
         "pipeline-store": [],
     }
-    for _ in range(args.repeat):  # alternate, so that a load spike on the shared machine hits both
-        for kind, results in runs.items():
-            results.append(child(kind, args))
+    try:
+        for _ in range(args.repeat):  # alternate, so that a load spike on the shared machine hits both
+            for kind, results in runs.items():
+                results.append(child(kind, args))
+    finally:
+        cleared = clear_retained(args.broker, f"{args.topic_root}/#")
+        print(f"topic root {args.topic_root}: {cleared} retained messages cleared")
     best = {kind: max(results, key=lambda r: r["rate"]) for kind, results in runs.items()}
     rows = [
         ("bare paho-mqtt loop, MQTT 5 (as our sink)", "paho"),

@@ -12,6 +12,15 @@
     binary is missing, fails in CI.
 ``amqtt_broker``
     A private embedded amqtt broker (MQTT 3.1.1 only) on a free port, for tests of the 3.1.1 fallback.
+``topic_root``
+    ``mbtest-<uuid>``: the topic root of this run, under which every test that publishes to the session broker
+    puts its topics, never the real ``homeassistant/`` and ``meterbridge/`` (on a home owner's machine the
+    system Mosquitto is the broker of their Home Assistant). At the end of the session every retained message
+    under it is cleared (an empty retained payload on each retained topic seen under ``<root>/#``).
+``mqtt_topics``
+    ``MqttTopics`` of one test, under the run's root: ``base_topic`` (``<root>/<test>/meterbridge``) and
+    ``discovery_prefix`` (``<root>/<test>/homeassistant``), to give to ``MqttSink`` / gateway configs. A test
+    that must check the default prefixes runs against a private broker (``mosquitto_factory``) instead.
 ``postgres_dsn``
     A libpq DSN for 127.0.0.1:5432, database ``test``, user ``postgres``, whose ``search_path`` is a schema
     made for this test alone and dropped afterwards. Skips outside CI (with the reason) when PostgreSQL does
@@ -32,6 +41,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,13 +50,21 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["MosquittoProcess", "MqttBroker"]
+__all__ = ["MosquittoProcess", "MqttBroker", "MqttTopics", "clear_retained_under", "retained_under"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SYSTEM_MQTT = ("127.0.0.1", 1883)
 PG_BASE = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
 MOSQUITTO_BINARIES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
-SERVICE_FIXTURES = {"mqtt_broker", "mosquitto_factory", "postgres_dsn", "amqtt_broker"}
+SERVICE_FIXTURES = {
+    "mqtt_broker",
+    "mosquitto_factory",
+    "postgres_dsn",
+    "amqtt_broker",
+    "topic_root",
+    "mqtt_topics",
+}
+RUN_TOPIC_ROOT = f"mbtest-{uuid.uuid4().hex[:12]}"
 
 
 # ---------------------------------------------------------------------------------------------- probes
@@ -252,6 +270,99 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def retained_under(host: str, port: int, topic_filter: str, quiet: float = 1.0) -> dict[str, bytes]:
+    """Retained messages (non-empty) under ``topic_filter``: subscribe and collect until ``quiet`` s pass
+    without one (a broker sends the retained ones right after the SUBACK)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    seen: dict[str, bytes] = {}
+    last = [time.monotonic()]
+    subscribed = threading.Event()
+
+    def on_message(client: object, userdata: object, message: paho.MQTTMessage) -> None:
+        last[0] = time.monotonic()
+        if message.retain and message.payload:
+            seen[message.topic] = bytes(message.payload)
+
+    def on_subscribe(*args: object) -> None:
+        last[0] = time.monotonic()
+        subscribed.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"mbtest-retained-{uuid.uuid4().hex[:8]}")
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        client.subscribe(topic_filter, qos=1)
+        if not subscribed.wait(10):
+            raise RuntimeError(f"{host}:{port} did not acknowledge the subscription to {topic_filter!r}")
+        while time.monotonic() - last[0] < quiet:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return seen
+
+
+def clear_retained_under(host: str, port: int, topic_filter: str) -> int:
+    """Publish an empty retained payload (QoS 1) on every retained topic under ``topic_filter``; how many."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    topics = sorted(retained_under(host, port, topic_filter, quiet=0.5))
+    if not topics:
+        return 0
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"mbtest-clear-{uuid.uuid4().hex[:8]}")
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return len(topics)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTopics:
+    """The topic prefixes of one test: unique, under the run's ``topic_root``."""
+
+    root: str
+
+    @property
+    def base_topic(self) -> str:
+        return f"{self.root}/meterbridge"
+
+    @property
+    def discovery_prefix(self) -> str:
+        return f"{self.root}/homeassistant"
+
+    @property
+    def sink_options(self) -> dict[str, str]:
+        """Keyword arguments of ``MqttSink``."""
+        return {"prefix": self.base_topic, "discovery_prefix": self.discovery_prefix}
+
+
+@pytest.fixture(scope="session")
+def topic_root(mqtt_broker: MqttBroker) -> Iterator[str]:
+    """This run's topic root; every retained message under it is cleared at the end of the session."""
+    yield RUN_TOPIC_ROOT
+    try:
+        clear_retained_under(mqtt_broker.host, mqtt_broker.port, f"{RUN_TOPIC_ROOT}/#")
+    except (OSError, RuntimeError) as exc:  # the broker went away: nothing left to clear there
+        sys.stderr.write(f"could not clear retained messages under {RUN_TOPIC_ROOT}/#: {exc}\n")
+
+
+@pytest.fixture
+def mqtt_topics(topic_root: str) -> MqttTopics:
+    """Unique ``base_topic`` / ``discovery_prefix`` of this test under the run's root."""
+    return MqttTopics(f"{topic_root}/t{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture

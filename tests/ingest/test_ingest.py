@@ -42,9 +42,15 @@ def broker5(mqtt_broker, mosquitto_factory) -> tuple[str, int]:
 
 
 @pytest.fixture
-def prefix() -> str:
-    """A topic prefix of this test alone: stale sessions of other tests never match its topics."""
-    return f"mbt{uuid.uuid4().hex[:10]}"
+def prefix(topic_root) -> str:
+    """A topic prefix of this test alone, under the run's topic root (never the real ``meterbridge/``):
+    stale sessions of other tests never match its topics."""
+    return f"{topic_root}/mbt{uuid.uuid4().hex[:10]}"
+
+
+def token(prefix: str) -> str:
+    """``prefix`` as a client id / shared-subscription group name (no ``/``)."""
+    return prefix.replace("/", "_")
 
 
 @pytest.fixture
@@ -57,7 +63,7 @@ def services(broker5) -> Iterator[Callable[..., IngestService]]:
             mqtt=MqttSettings(host=host, port=port),
             dsn=dsn,
             prefix=prefix,
-            group=f"g{prefix}",
+            group=f"g{token(prefix)}",
             client_id=client_id,
             session_expiry=120,
             **extra,
@@ -131,8 +137,8 @@ async def test_two_copies_share_a_subscription_zero_lost_zero_duplicated(
     broker5, postgres_dsn, prefix, services, tmp_path
 ) -> None:
     n = 2000
-    a = services(postgres_dsn, prefix, f"{prefix}-a")
-    b = services(postgres_dsn, prefix, f"{prefix}-b")
+    a = services(postgres_dsn, prefix, f"{token(prefix)}-a")
+    b = services(postgres_dsn, prefix, f"{token(prefix)}-b")
     # two gateways publish through the real sink
     stores = [open_store(str(tmp_path / f"gw{k}.sqlite")) for k in range(2)]
     expected: dict[tuple[str, int], Reading] = {}
@@ -181,14 +187,14 @@ async def test_two_copies_share_a_subscription_zero_lost_zero_duplicated(
         assert (meter, key, unit, quality) == (r.meter_id, "1-0:1.8.0.255", "Wh", int(r.quality))
         assert (value_type, Decimal(value)) == ("decimal", r.value)
     by_copy = {by for *_, by in found}
-    assert by_copy == {f"{prefix}-a", f"{prefix}-b"}, "both copies took part of the stream"
+    assert by_copy == {f"{token(prefix)}-a", f"{token(prefix)}-b"}, "both copies took part of the stream"
     assert a.stats.inserted + b.stats.inserted == n  # no copy inserted what the other had
     assert a.stats.acked + b.stats.acked == a.stats.received + b.stats.received
     assert rows(postgres_dsn, "SELECT count(*) FROM fleet_readings WHERE value_num IS NULL") == [(0,)]
 
 
 def test_poison_message_is_kept_and_does_not_block(broker5, postgres_dsn, prefix, services) -> None:
-    service = services(postgres_dsn, prefix, f"{prefix}-p")
+    service = services(postgres_dsn, prefix, f"{token(prefix)}-p")
     pub = publisher(broker5)
     topic = f"{prefix}/gw/readings/m"
     pub.publish(topic, b"{not json", qos=1).wait_for_publish(10)
@@ -207,7 +213,7 @@ def test_poison_message_is_kept_and_does_not_block(broker5, postgres_dsn, prefix
 def test_nothing_is_acknowledged_before_commit(broker5, postgres_dsn, prefix, services) -> None:
     """PostgreSQL fails: the copy holds its messages unacknowledged; after it stops, the broker gives them
     to the same client id again and they are written."""
-    failing = services(postgres_dsn, prefix, f"{prefix}-f")
+    failing = services(postgres_dsn, prefix, f"{token(prefix)}-f")
 
     def broken() -> psycopg.Connection[Any]:
         raise psycopg.OperationalError("simulated outage")
@@ -222,7 +228,7 @@ def test_nothing_is_acknowledged_before_commit(broker5, postgres_dsn, prefix, se
     assert failing.stats.acked == 0
     failing.stop()
     assert count(postgres_dsn) == 0
-    again = services(postgres_dsn, prefix, f"{prefix}-f")  # same client id: same session
+    again = services(postgres_dsn, prefix, f"{token(prefix)}-f")  # same client id: same session
     wait_for(lambda: count(postgres_dsn) == 20, "the unacknowledged messages, re-sent")
     pub.disconnect()
     pub.loop_stop()
@@ -273,12 +279,21 @@ class CliCopy:
 def test_a_killed_cli_copy_loses_nothing(broker5, postgres_dsn, prefix, services) -> None:
     """`meterbridge ingest` copies: one is killed (SIGKILL) mid-stream and restarted; every row, once."""
     host, port = broker5
-    other = services(postgres_dsn, prefix, f"{prefix}-b")
-    cli_id = f"{prefix}-cli"
+    other = services(postgres_dsn, prefix, f"{token(prefix)}-b")
+    cli_id = f"{token(prefix)}-cli"
     cmd = [
         *(sys.executable, "-m", "meterbridge", "ingest", "-v"),
         *("--mqtt", f"mqtt://{host}:{port}", "--postgres", postgres_dsn),
-        *("--group", f"g{prefix}", "--prefix", prefix, "--client-id", cli_id, "--session-expiry", "120"),
+        *(
+            "--group",
+            f"g{token(prefix)}",
+            "--prefix",
+            prefix,
+            "--client-id",
+            cli_id,
+            "--session-expiry",
+            "120",
+        ),
     ]
     copy = CliCopy(cmd)
     n = 3000
@@ -305,7 +320,7 @@ def test_a_killed_cli_copy_loses_nothing(broker5, postgres_dsn, prefix, services
     found = rows(postgres_dsn)
     assert sorted(s for _, s, *_ in found) == list(range(n))
     by_copy = {by for *_, by in found}
-    assert by_copy == {cli_id, f"{prefix}-b"}
+    assert by_copy == {cli_id, f"{token(prefix)}-b"}
     assert other.stats.inserted > 0
 
 
@@ -323,7 +338,7 @@ async def test_gateway_to_postgres_through_a_broker_restart(
                 dsn=postgres_dsn,
                 prefix=prefix,
                 group="restart",
-                client_id=f"{prefix}-{k}",
+                client_id=f"{token(prefix)}-{k}",
                 session_expiry=120,
             )
         ).start()
@@ -398,8 +413,8 @@ async def test_require_subscriber_keeps_readings_nobody_received(
                 mqtt=MqttSettings(host=host, port=port),
                 dsn=postgres_dsn,
                 prefix=prefix,
-                group=f"g{prefix}",
-                client_id=f"{prefix}-late",
+                group=f"g{token(prefix)}",
+                client_id=f"{token(prefix)}-late",
                 session_expiry=0,
             )
         ).start()

@@ -1,5 +1,5 @@
-"""Fixtures of the MQTT tests: a unique gateway id (retained topics cleared afterwards), a message collector,
-a store, and a running sink."""
+"""Fixtures of the MQTT tests: a unique gateway id (retained topics under the test's unique topic root cleared
+afterwards), a message collector, a store, and a running sink."""
 
 from __future__ import annotations
 
@@ -82,20 +82,12 @@ async def clear_retained(host: str, port: int, *filters: str) -> None:
 
 
 @pytest.fixture
-async def gateway_id(mqtt_broker) -> AsyncIterator[str]:
+async def gateway_id(mqtt_broker, mqtt_topics) -> AsyncIterator[str]:
+    """A unique gateway id; the test's topics (``mqtt_topics``) are cleared of retained messages afterwards."""
     gw = f"t{uuid.uuid4().hex[:10]}"
     yield gw
     with contextlib.suppress(aiomqtt.MqttError):
-        await clear_retained(
-            mqtt_broker.host,
-            mqtt_broker.port,
-            f"meterbridge/{gw}/#",
-            "homeassistant/sensor/compteur_e450/#",
-            *(
-                f"homeassistant/device/meterbridge_{gw}{suffix}/config"
-                for suffix in ("", "_e450", "_gone", "_w1")
-            ),
-        )
+        await clear_retained(mqtt_broker.host, mqtt_broker.port, f"{mqtt_topics.root}/#")
 
 
 @pytest.fixture

@@ -46,9 +46,10 @@ def settings_for(broker) -> MqttSettings:
 
 
 async def test_discovery_availability_removal_and_republish_on_ha_online(
-    mqtt_broker, gateway_id, store
+    mqtt_broker, mqtt_topics, gateway_id, store
 ) -> None:
     gw = gateway_id
+    mb, ha = mqtt_topics.base_topic, mqtt_topics.discovery_prefix
     store.register_sink("mqtt")
     store.upsert_meter(MeterInfo(id="e450", name="Flat", kind="electricity", protocol="push", serial="42"))
     store.upsert_meter(MeterInfo(id="gone", kind="electricity"))  # in the inventory, no longer configured
@@ -65,20 +66,25 @@ async def test_discovery_availability_removal_and_republish_on_ha_online(
         collecting(
             mqtt_broker.host,
             mqtt_broker.port,
-            f"meterbridge/{gw}/#",
-            f"homeassistant/device/meterbridge_{gw}/config",
-            f"homeassistant/device/meterbridge_{gw}_e450/config",
-            f"homeassistant/device/meterbridge_{gw}_gone/config",
+            f"{mb}/{gw}/#",
+            f"{ha}/device/meterbridge_{gw}/config",
+            f"{ha}/device/meterbridge_{gw}_e450/config",
+            f"{ha}/device/meterbridge_{gw}_gone/config",
         ) as col,
         running_sink(
-            store, settings_for(mqtt_broker), gateway_id=gw, configured_meters=["e450"], expire_after=900
+            store,
+            settings_for(mqtt_broker),
+            **mqtt_topics.sink_options,
+            gateway_id=gw,
+            configured_meters=["e450"],
+            expire_after=900,
         ) as run,
     ):
         await run.drained()
-        meter_topic = f"homeassistant/device/meterbridge_{gw}_e450/config"
+        meter_topic = f"{ha}/device/meterbridge_{gw}_e450/config"
         await col.wait_for(lambda: col.on(meter_topic), "meter discovery")
-        await col.wait_for(lambda: col.on(f"meterbridge/{gw}/status"), "availability")
-        assert col.on(f"meterbridge/{gw}/status")[0] == b"online"
+        await col.wait_for(lambda: col.on(f"{mb}/{gw}/status"), "availability")
+        assert col.on(f"{mb}/{gw}/status")[0] == b"online"
 
         config = json.loads(col.on(meter_topic)[-1])
         assert config["device"]["identifiers"] == [f"meterbridge_{gw}_e450"]
@@ -86,7 +92,7 @@ async def test_discovery_availability_removal_and_republish_on_ha_online(
         assert config["device"]["name"] == "Flat"
         assert config["device"]["serial_number"] == "42"
         assert config["origin"]["name"] == "meterbridge"
-        assert config["availability"][0]["topic"] == f"meterbridge/{gw}/status"
+        assert config["availability"][0]["topic"] == f"{mb}/{gw}/status"
         comps = config["components"]
         expected = {
             "energy_import": ("energy", "total_increasing", "kWh"),
@@ -104,20 +110,20 @@ async def test_discovery_availability_removal_and_republish_on_ha_online(
             assert c["expire_after"] == 900
             assert c["unique_id"] == f"meterbridge_{gw}_e450_{object_id}"
             assert c["default_entity_id"] == f"sensor.e450_{object_id}"
-            assert c["state_topic"] == f"meterbridge/{gw}/meter/e450/state/{object_id}"
+            assert c["state_topic"] == f"{mb}/{gw}/meter/e450/state/{object_id}"
             assert c["value_template"] == NUMERIC_VALUE_TEMPLATE
         for kind in ("voltage", "frequency", "power_factor", "thd", "not_answering"):
             assert comps[f"problem_{kind}"]["device_class"] == "problem"
 
-        gateway = json.loads(col.on(f"homeassistant/device/meterbridge_{gw}/config")[-1])
+        gateway = json.loads(col.on(f"{ha}/device/meterbridge_{gw}/config")[-1])
         assert gateway["device"]["identifiers"] == [f"meterbridge_{gw}"]
-        assert gateway["components"]["connectivity"]["state_topic"] == f"meterbridge/{gw}/status"
+        assert gateway["components"]["connectivity"]["state_topic"] == f"{mb}/{gw}/status"
         assert gateway["components"]["problem_bus_collisions"]["device_class"] == "problem"
 
         # the meter deleted from the config: an empty retained config removes the device in Home Assistant
-        assert col.on(f"homeassistant/device/meterbridge_{gw}_gone/config") == [b""]
+        assert col.on(f"{ha}/device/meterbridge_{gw}_gone/config") == [b""]
 
-        energy_state = json.loads(col.on(f"meterbridge/{gw}/meter/e450/state/energy_import")[-1])
+        energy_state = json.loads(col.on(f"{mb}/{gw}/meter/e450/state/energy_import")[-1])
         assert energy_state["value"] == 1234.567
         assert energy_state["unit"] == "kWh"
         assert energy_state["valid"] is True
@@ -125,25 +131,29 @@ async def test_discovery_availability_removal_and_republish_on_ha_online(
         # Home Assistant restarts and says so: discovery (and the retained states) are sent again
         before = len(col.on(meter_topic))
         announcements = run.sink.announcements
-        await col.client.publish("homeassistant/status", b"online", qos=1)
+        await col.client.publish(f"{ha}/status", b"online", qos=1)
         await col.wait_for(lambda: len(col.on(meter_topic)) > before, "discovery re-sent after HA online")
         assert json.loads(col.on(meter_topic)[-1]) == config
         await until(lambda: run.sink.announcements == announcements + 1, "announcement counted")
         await col.wait_for(
-            lambda: len(col.on(f"meterbridge/{gw}/meter/e450/state/energy_import")) >= 2, "states re-sent"
+            lambda: len(col.on(f"{mb}/{gw}/meter/e450/state/energy_import")) >= 2, "states re-sent"
         )
         # "offline" from Home Assistant is not a reason to re-send
-        await col.client.publish("homeassistant/status", b"offline", qos=1)
-        await col.client.publish(f"meterbridge/{gw}/probe", b"x", qos=1)
-        await col.wait_for(lambda: col.on(f"meterbridge/{gw}/probe"), "probe")
+        await col.client.publish(f"{ha}/status", b"offline", qos=1)
+        await col.client.publish(f"{mb}/{gw}/probe", b"x", qos=1)
+        await col.wait_for(lambda: col.on(f"{mb}/{gw}/probe"), "probe")
         await asyncio.sleep(0.2)
         assert run.sink.announcements == announcements + 1
 
     # a clean stop says offline
-    assert col.on(f"meterbridge/{gw}/status")[-1] == b"offline"
+    assert col.on(f"{mb}/{gw}/status")[-1] == b"offline"
 
 
-async def test_states_never_show_flagged_or_lower_counter_values(mqtt_broker, gateway_id, store) -> None:
+async def test_states_never_show_flagged_or_lower_counter_values(
+    mosquitto_factory, gateway_id, store
+) -> None:
+    """The E450 guide's legacy topics are fixed under the real ``homeassistant/``: a private broker."""
+    broker = mosquitto_factory(persistence=False)
     gw = gateway_id
     store.register_sink("mqtt")
     store.upsert_meter(MeterInfo(id="e450", kind="electricity"))
@@ -158,9 +168,11 @@ async def test_states_never_show_flagged_or_lower_counter_values(mqtt_broker, ga
     state_topic = f"meterbridge/{gw}/meter/e450/state/energy_import"
     async with (
         collecting(
-            mqtt_broker.host, mqtt_broker.port, f"meterbridge/{gw}/#", "homeassistant/sensor/compteur_e450/#"
+            broker.host, broker.port, f"meterbridge/{gw}/#", "homeassistant/sensor/compteur_e450/#"
         ) as col,
-        running_sink(store, settings_for(mqtt_broker), gateway_id=gw, legacy_topics=True) as run,
+        running_sink(
+            store, MqttSettings(host=broker.host, port=broker.port), gateway_id=gw, legacy_topics=True
+        ) as run,
     ):
         await run.drained()
         ids = []
@@ -189,20 +201,23 @@ async def test_states_never_show_flagged_or_lower_counter_values(mqtt_broker, ga
     assert [json.loads(p)["power_w"] for p in col.on(LEGACY_POWER_TOPIC) if p] == [2500]
 
 
-async def test_counter_floor_survives_a_restart(mqtt_broker, gateway_id, store) -> None:
+async def test_counter_floor_survives_a_restart(mqtt_broker, mqtt_topics, gateway_id, store) -> None:
     """A new sink reads back the retained states, so it still refuses a counter below what HA last saw."""
     gw = gateway_id
+    mb = mqtt_topics.base_topic
     store.register_sink("mqtt")
     store.upsert_meter(MeterInfo(id="e450", kind="electricity"))
-    state_topic = f"meterbridge/{gw}/meter/e450/state/energy_import"
-    async with running_sink(store, settings_for(mqtt_broker), gateway_id=gw) as run:
+    state_topic = f"{mb}/{gw}/meter/e450/state/energy_import"
+    async with running_sink(
+        store, settings_for(mqtt_broker), **mqtt_topics.sink_options, gateway_id=gw
+    ) as run:
         store.add([obis("e450", "1.8.0", Decimal(2_000_000), "Wh", 0)])
         await run.drained()
     # the store's newest unflagged value is lower than what Home Assistant saw (a validation miss)
     store.add([obis("e450", "1.8.0", Decimal(1_500_000), "Wh", 1)])
     async with (
         collecting(mqtt_broker.host, mqtt_broker.port, state_topic) as col,
-        running_sink(store, settings_for(mqtt_broker), gateway_id=gw) as run,
+        running_sink(store, settings_for(mqtt_broker), **mqtt_topics.sink_options, gateway_id=gw) as run,
     ):
         await col.wait_for(lambda: col.on(state_topic), "retained state")
         await run.drained()
@@ -213,13 +228,16 @@ async def test_counter_floor_survives_a_restart(mqtt_broker, gateway_id, store) 
     assert (states[-1]["value"], states[-1]["quality"]) == (None, ["not_monotonic"])
 
 
-async def test_quality_events_drive_problem_binary_sensors(mqtt_broker, gateway_id, store) -> None:
+async def test_quality_events_drive_problem_binary_sensors(
+    mqtt_broker, mqtt_topics, gateway_id, store
+) -> None:
     gw = gateway_id
+    mb = mqtt_topics.base_topic
     store.register_sink("mqtt")
     store.upsert_meter(MeterInfo(id="e450", kind="electricity"))
-    volt = f"meterbridge/{gw}/meter/e450/problem/voltage"
-    silent = f"meterbridge/{gw}/meter/e450/problem/not_answering"
-    bus = f"meterbridge/{gw}/problem/bus_collisions"
+    volt = f"{mb}/{gw}/meter/e450/problem/voltage"
+    silent = f"{mb}/{gw}/meter/e450/problem/not_answering"
+    bus = f"{mb}/{gw}/problem/bus_collisions"
 
     def event(kind: str, key: str | None, active: bool, meter: str = "e450", i: int = 0) -> QualityEvent:
         return QualityEvent(
@@ -234,8 +252,8 @@ async def test_quality_events_drive_problem_binary_sensors(mqtt_broker, gateway_
         )
 
     async with (
-        collecting(mqtt_broker.host, mqtt_broker.port, f"meterbridge/{gw}/#") as col,
-        running_sink(store, settings_for(mqtt_broker), gateway_id=gw) as run,
+        collecting(mqtt_broker.host, mqtt_broker.port, f"{mb}/{gw}/#") as col,
+        running_sink(store, settings_for(mqtt_broker), **mqtt_topics.sink_options, gateway_id=gw) as run,
     ):
         await run.drained()
         steps = [
@@ -259,19 +277,20 @@ async def test_quality_events_drive_problem_binary_sensors(mqtt_broker, gateway_
         assert first["value"] == "262.5"
         assert first["threshold"] == "253"
         assert first["active"] == ["1-0:32.7.0.255"]
-        await col.wait_for(lambda: len(col.on(f"meterbridge/{gw}/event")) >= len(steps), "event stream")
-        kinds = [json.loads(p)["kind"] for p in col.on(f"meterbridge/{gw}/event")]
+        await col.wait_for(lambda: len(col.on(f"{mb}/{gw}/event")) >= len(steps), "event stream")
+        kinds = [json.loads(p)["kind"] for p in col.on(f"{mb}/{gw}/event")]
         assert kinds == [ev.kind for ev, _, _ in steps]
 
 
-async def test_last_will_and_reconnect_lose_nothing(mqtt_broker, gateway_id, store) -> None:
+async def test_last_will_and_reconnect_lose_nothing(mqtt_broker, mqtt_topics, gateway_id, store) -> None:
     gw = gateway_id
+    mb = mqtt_topics.base_topic
     store.register_sink("mqtt")
-    status = f"meterbridge/{gw}/status"
-    stream = f"meterbridge/{gw}/readings/e450"
+    status = f"{mb}/{gw}/status"
+    stream = f"{mb}/{gw}/readings/e450"
     async with (
         collecting(mqtt_broker.host, mqtt_broker.port, status, stream) as col,
-        running_sink(store, settings_for(mqtt_broker), gateway_id=gw) as run,
+        running_sink(store, settings_for(mqtt_broker), **mqtt_topics.sink_options, gateway_id=gw) as run,
     ):
         ids = store.add([obis("e450", "1.7.0", i, "W", i) for i in range(50)])
         await run.drained()
