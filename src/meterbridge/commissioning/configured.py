@@ -231,8 +231,9 @@ class ConfiguredInstallation:
         others: dict[str, set[datetime]] = {}  # answers of other meters (one timestamp each) meanwhile
         while True:
             if readings:
-                try:
-                    item = await asyncio.wait_for(queue.get(), _FOLLOW_S)
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    async with asyncio.timeout(_FOLLOW_S):
+                        item = await queue.get()
                 except TimeoutError:
                     return readings
             else:
@@ -266,7 +267,14 @@ class ConfiguredInstallation:
         return self._queues[source.name]
 
     async def aclose(self) -> None:
-        for task in self._pumps.values():
-            task.cancel()
+        """Stop the listening pumps. A pump is cancelled again until it ends: a source's stream can
+        swallow a cancellation (on Python 3.11 ``asyncio.wait_for`` returns the result when the awaited
+        future completes in the same loop iteration as the cancel, and the transports wait that way)."""
+        pending = set(self._pumps.values())
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        # retrieve what they ended with (a failed source), as gather(return_exceptions=True) would
         await asyncio.gather(*self._pumps.values(), return_exceptions=True)
         self._pumps.clear()
