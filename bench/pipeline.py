@@ -232,8 +232,20 @@ def run_paho(
 # ---------------------------------------------------------------- parent
 
 
-def clear_retained(broker: str, topic_filter: str, quiet: float = 1.0) -> int:
-    """Publish an empty retained payload on every retained topic under ``topic_filter``; how many."""
+def clear_retained(broker: str, topic_filter: str, quiet: float = 1.0, passes: int = 20) -> int:
+    """Publish an empty retained payload on every retained topic under ``topic_filter``; how many. A
+    subscriber is not sent every retained message of a large tree at once (Mosquitto drops what its queue
+    for the client cannot hold), so this scans and clears again until a scan finds none."""
+    cleared: set[str] = set()
+    for _ in range(passes):
+        found = _clear_retained_once(broker, topic_filter, quiet)
+        if not found:
+            break
+        cleared |= found
+    return len(cleared)
+
+
+def _clear_retained_once(broker: str, topic_filter: str, quiet: float) -> set[str]:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -257,7 +269,7 @@ def clear_retained(broker: str, topic_filter: str, quiet: float = 1.0) -> int:
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     try:
-        client.subscribe(topic_filter, qos=1)
+        client.subscribe(topic_filter, qos=0)  # QoS 1: the broker queues only ~1000 of them
         if not subscribed.wait(10):
             raise RuntimeError(f"{broker} did not acknowledge the subscription to {topic_filter!r}")
         while time.monotonic() - last[0] < quiet:  # retained messages come right after the SUBACK
@@ -267,7 +279,7 @@ def clear_retained(broker: str, topic_filter: str, quiet: float = 1.0) -> int:
     finally:
         client.disconnect()
         client.loop_stop()
-    return len(retained)
+    return retained
 
 
 def child(kind: str, args: argparse.Namespace) -> dict[str, float]:

@@ -297,7 +297,7 @@ def retained_under(host: str, port: int, topic_filter: str, quiet: float = 1.0) 
     client.connect(host, port)
     client.loop_start()
     try:
-        client.subscribe(topic_filter, qos=1)
+        client.subscribe(topic_filter, qos=0)  # QoS 1: the broker queues only ~1000 of them
         if not subscribed.wait(10):
             raise RuntimeError(f"{host}:{port} did not acknowledge the subscription to {topic_filter!r}")
         while time.monotonic() - last[0] < quiet:
@@ -308,25 +308,31 @@ def retained_under(host: str, port: int, topic_filter: str, quiet: float = 1.0) 
     return seen
 
 
-def clear_retained_under(host: str, port: int, topic_filter: str) -> int:
-    """Publish an empty retained payload (QoS 1) on every retained topic under ``topic_filter``; how many."""
+def clear_retained_under(host: str, port: int, topic_filter: str, passes: int = 20) -> int:
+    """Publish an empty retained payload (QoS 1) on every retained topic under ``topic_filter``; how many.
+
+    A subscriber is not sent every retained message of a large tree at once (Mosquitto drops what its queue
+    for the client cannot hold), so this scans and clears again until a scan finds none."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    topics = sorted(retained_under(host, port, topic_filter, quiet=0.5))
-    if not topics:
-        return 0
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"mbtest-clear-{uuid.uuid4().hex[:8]}")
-    client.connect(host, port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
-        for info in infos:
-            info.wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return len(topics)
+    cleared: set[str] = set()
+    for _ in range(passes):
+        topics = sorted(retained_under(host, port, topic_filter, quiet=0.5))
+        if not topics:
+            break
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"mbtest-clear-{uuid.uuid4().hex[:8]}")
+        client.connect(host, port)
+        client.loop_start()
+        try:
+            infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+            for info in infos:
+                info.wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        cleared.update(topics)
+    return len(cleared)
 
 
 @dataclass(frozen=True, slots=True)
