@@ -86,6 +86,10 @@ def reply_window(line: LineSettings) -> float:
     return 330 * line.bit_time + 0.050
 
 
+#: silence (seconds) that ends a reply received through a socket rather than a serial line
+SOCKET_REPLY_GAP = 0.3
+
+
 class Outcome(enum.Enum):
     NONE = "none"  # nothing within the reply window
     ACK = "ack"  # exactly one clean E5
@@ -246,6 +250,10 @@ class MBusMaster:
         if self.transport.line is None:  # a socket: the gateway still has to send the request
             window_end += line.transmit_time(len(wire))
         gap = 4 * line.char_time + self.extra_timeout  # silence that ends a reply
+        if self.transport.line is None:
+            # through a TCP gateway a reply arrives in chunks whose spacing the network and the
+            # gateway decide, not the line: a short stall must not cut a reply in two
+            gap = max(gap, SOCKET_REPLY_GAP)
         frames: list[Frame] = []
         noise: list[LinkNoise] = []
         received = False

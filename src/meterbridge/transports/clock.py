@@ -95,7 +95,11 @@ class RealClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
-        return await asyncio.wait_for(aw, None if timeout is None else max(0.0, timeout))
+        # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives in the loop step where the awaited future completes (gh-86296), and a
+        # cancelled source then runs on forever.
+        async with asyncio.timeout(None if timeout is None else max(0.0, timeout)):
+            return await aw
 
     def __repr__(self) -> str:
         return "RealClock()"
@@ -240,7 +244,11 @@ class VirtualClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
-        return await asyncio.wait_for(aw, None if timeout is None else max(0.0, timeout))
+        # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives in the loop step where the awaited future completes (gh-86296), and a
+        # cancelled source then runs on forever.
+        async with asyncio.timeout(None if timeout is None else max(0.0, timeout)):
+            return await aw
 
     def __repr__(self) -> str:
         return f"VirtualClock(t={self.loop.time():.6f}s)"
