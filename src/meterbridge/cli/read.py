@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from meterbridge.cli._options import BaudOption, ExtraTimeoutOption, LogFramesOption, RetriesOption
 from meterbridge.cli.app import app
 
 __all__ = ["read_app", "read_mbus"]
@@ -26,18 +27,11 @@ def read_mbus(
         str,
         typer.Argument(help="Primary address 0..250, or a 16 hex digit secondary address (as scan prints)."),
     ],
-    baud: Annotated[int, typer.Option("--baud", help="Baud rate (8E1).")] = 2400,
-    retries: Annotated[int, typer.Option("--retries", help="Repeats of a garbled answer.")] = 2,
-    extra_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--extra-timeout", help="Seconds added to the reply window (default 0.1 for tcp://, else 0)."
-        ),
-    ] = None,
+    baud: BaudOption = 2400,
+    retries: RetriesOption = 2,
+    extra_timeout: ExtraTimeoutOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the telegrams as JSON lines.")] = False,
-    log_frames: Annotated[
-        str | None, typer.Option("--log-frames", help="Hex dump of raw traffic with timestamps (PATH or -).")
-    ] = None,
+    log_frames: LogFramesOption = None,
 ) -> None:
     """Read every telegram of one M-Bus meter (multi-telegram, FCB) and print its records."""
     import asyncio

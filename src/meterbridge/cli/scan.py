@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from meterbridge.cli._options import BaudOption, ExtraTimeoutOption, LogFramesOption, RetriesOption
 from meterbridge.cli.app import app
 
 __all__ = ["scan"]
@@ -20,20 +21,13 @@ def scan(
         bool,
         typer.Option("--secondary", help="Secondary scan (wildcard selection) instead of primary 0..250."),
     ] = False,
-    baud: Annotated[int, typer.Option("--baud", help="Baud rate (8E1).")] = 2400,
+    baud: BaudOption = 2400,
     first: Annotated[int, typer.Option("--from", help="Primary scan: first address.")] = 0,
     last: Annotated[int, typer.Option("--to", help="Primary scan: last address.")] = 250,
-    retries: Annotated[int, typer.Option("--retries", help="Repeats of a garbled answer.")] = 2,
-    extra_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--extra-timeout", help="Seconds added to the reply window (default 0.1 for tcp://, else 0)."
-        ),
-    ] = None,
+    retries: RetriesOption = 2,
+    extra_timeout: ExtraTimeoutOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    log_frames: Annotated[
-        str | None, typer.Option("--log-frames", help="Hex dump of raw traffic with timestamps (PATH or -).")
-    ] = None,
+    log_frames: LogFramesOption = None,
 ) -> None:
     """Scan an M-Bus: primary addresses 0..250 (SND_NKE) or all secondary addresses."""
     import asyncio
