@@ -63,9 +63,8 @@ __all__ = [
     "NO_MATCHING_SUBSCRIBERS",
     "MqttSettings",
     "MqttSink",
+    "Publisher",
     "mqtt_client",
-    "publish_many",
-    "track_reason_codes",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,9 +128,10 @@ def mqtt_client(
     client_id: str | None,
     protocol: aiomqtt.ProtocolVersion,
     will: aiomqtt.Will | None = None,
-    max_inflight: int = 100,
+    max_inflight: int = 0,
 ) -> aiomqtt.Client:
-    """An aiomqtt client for ``settings`` (not yet connected)."""
+    """An aiomqtt client for ``settings`` (not yet connected); paho's own window of messages in flight is
+    off unless ``max_inflight`` is given (``Publisher`` keeps the window)."""
     return aiomqtt.Client(
         settings.host,
         settings.port,
@@ -153,90 +153,142 @@ NO_MATCHING_SUBSCRIBERS: Final = 0x10
 
 
 class _Countdown:
-    """Stands in aiomqtt's table of pending publishes for many messages at once: ``set()`` is what
-    aiomqtt's ``on_publish`` calls for each acknowledged message id; the future resolves at zero.
-    ``note()`` (called by ``track_reason_codes``) records which messages no subscriber received."""
+    """One ``Publisher.publish`` call: how many of its messages are not yet acknowledged (the future
+    resolves at zero) and which ones the broker said no subscriber received."""
 
-    __slots__ = ("done", "index_of", "left", "unrouted")
+    __slots__ = ("done", "left", "unrouted")
 
     def __init__(self, done: asyncio.Future[None]) -> None:
         self.left = 0
         self.done = done
-        self.index_of: dict[int, int] = {}  # message id -> position in the batch
         self.unrouted: set[int] = set()
 
-    def note(self, mid: int, reason_code: object) -> None:
-        if getattr(reason_code, "value", reason_code) == NO_MATCHING_SUBSCRIBERS and mid in self.index_of:
-            self.unrouted.add(self.index_of[mid])
-
-    def set(self) -> None:
+    def settle(self) -> None:
         self.left -= 1
         if self.left <= 0 and not self.done.done():
             self.done.set_result(None)
 
 
-def track_reason_codes(client: aiomqtt.Client) -> None:
-    """Let ``publish_many`` see PUBACK reason codes (aiomqtt's ``on_publish`` drops them)."""
-    paho_client: paho.Client = client._client
-    delegate = paho_client.on_publish
-    pending: dict[int, Any] = client._pending_publishes
+class Publisher:
+    """Publishes through the paho client that an aiomqtt client drives, in order, with at most
+    ``window`` QoS 1/2 messages awaiting acknowledgement.
 
-    def on_publish(c: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        target = pending.get(mid)
-        if isinstance(target, _Countdown):
-            target.note(mid, reason_code)
-        if delegate is not None:
-            delegate(c, userdata, mid, reason_code, properties)  # type: ignore[call-arg]
+    ``window`` is the smaller of ``limit`` and the broker's Receive Maximum from its CONNACK (MQTT 5,
+    3.2.2.3.3; Mosquitto says 20): a client that sends more is in breach of the protocol, and paho 2.1
+    ignores that property. The client must be made with paho's own window off (``mqtt_client(...,
+    max_inflight=0)``), because paho's window rescans every message in flight on each PUBACK; messages
+    beyond the window wait in a FIFO here and go out as acknowledgements come in (constant work per
+    message). Acknowledgements are taken straight from paho's ``on_publish`` (aiomqtt's keeps one
+    pending call per message and scans all of them for each new one, and drops the MQTT 5 reason code).
 
-    paho_client.on_publish = on_publish
-
-
-async def publish_many(
-    client: aiomqtt.Client, messages: Sequence[tuple[str, bytes, int, bool]], *, timeout: float
-) -> set[int]:
-    """Publish ``(topic, payload, qos, retain)`` messages in order and wait until the broker acknowledged
-    every one (QoS 1 PUBACK; QoS 0: written to the socket). Returns the positions of the messages the
-    broker acknowledged with "no matching subscribers" (MQTT 5, and only after ``track_reason_codes``).
-
-    ``aiomqtt.Client.publish`` keeps one pending call per message and scans all of them for each new one,
-    which is quadratic for a batch of hundreds; here the messages go straight to the paho client that
-    aiomqtt drives, and aiomqtt's own ``on_publish`` callback counts them down. Raises ``aiomqtt.MqttError``
-    if the connection drops or ``timeout`` passes first.
+    Made before the client connects (it reads the CONNACK); used on the event loop that drives the client.
     """
-    if not messages:
-        return set()
-    paho_client: paho.Client = client._client
-    pending: dict[int, Any] = client._pending_publishes
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    countdown = _Countdown(done)
-    try:
-        for position, (topic, payload, qos, retain) in enumerate(messages):
-            info = paho_client.publish(topic, payload, qos, retain)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-            if not info.is_published():  # acknowledged later, on the event loop (never inside this loop)
-                countdown.left += 1
-                countdown.index_of[info.mid] = position
-                pending[info.mid] = countdown
-        if countdown.left == 0:
-            return countdown.unrouted
-        disconnected = client._disconnected
-        finished, _ = await asyncio.wait(
-            {done, disconnected}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if done not in finished:
-            reason = (
-                "connection lost" if disconnected in finished else f"no acknowledgement within {timeout} s"
+
+    def __init__(self, client: aiomqtt.Client, *, limit: int = 100) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.client = client
+        self.limit = limit
+        self.receive_maximum: int | None = None  # from the CONNACK (MQTT 5 only)
+        self.in_flight = 0  # QoS 1/2 messages sent and not yet acknowledged
+        self.peak = 0  # the most that ever were (the tests check it against the window)
+        self._paho: paho.Client = client._client
+        self._queue: deque[tuple[str, bytes, int, bool, _Countdown, int]] = deque()
+        self._owner: dict[int, tuple[_Countdown, int, bool]] = {}  # mid -> (call, position, counted)
+        self._on_connect = self._paho.on_connect
+        self._on_publish = self._paho.on_publish
+        self._paho.on_connect = self._connected
+        self._paho.on_publish = self._published
+
+    @property
+    def window(self) -> int:
+        rm = self.receive_maximum
+        return self.limit if rm is None else max(1, min(self.limit, rm))
+
+    def _connected(self, c: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
+        self.receive_maximum = getattr(props, "ReceiveMaximum", None)
+        if self._on_connect is not None:
+            self._on_connect(c, userdata, flags, reason, props)  # type: ignore[call-arg]
+
+    def _published(self, c: paho.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        owner = self._owner.pop(mid, None)
+        if owner is None:  # not ours (aiomqtt's own publish)
+            if self._on_publish is not None:
+                self._on_publish(c, userdata, mid, reason, props)  # type: ignore[call-arg]
+            return
+        call, position, counted = owner
+        if getattr(reason, "value", reason) == NO_MATCHING_SUBSCRIBERS:
+            call.unrouted.add(position)
+        call.settle()
+        if counted:
+            self.in_flight -= 1
+            self._pump()
+
+    def _pump(self) -> None:
+        queue = self._queue
+        while queue and (queue[0][2] == 0 or self.in_flight < self.window):
+            topic, payload, qos, retain, call, position = queue.popleft()
+            try:
+                self._send(topic, payload, qos, retain, call, position)
+            except aiomqtt.MqttError as exc:  # inside paho's callback: fail the call, not paho's read loop
+                if not call.done.done():
+                    call.done.set_exception(exc)
+
+    def _send(
+        self, topic: str, payload: bytes, qos: int, retain: bool, call: _Countdown, position: int
+    ) -> None:
+        info = self._paho.publish(topic, payload, qos, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        if qos > 0:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        self._owner[info.mid] = (call, position, qos > 0)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """One message (acknowledged, or written for QoS 0)."""
+        await self.publish_many([(topic, payload, qos, retain)])
+
+    async def publish_many(
+        self, messages: Sequence[tuple[str, bytes, int, bool]], *, timeout: float | None = None
+    ) -> set[int]:
+        """Publish ``(topic, payload, qos, retain)`` messages in order and wait until the broker
+        acknowledged every one (QoS 1 PUBACK; QoS 0: written to the socket). Returns the positions of the
+        messages the broker acknowledged with "no matching subscribers" (MQTT 5). Raises
+        ``aiomqtt.MqttError`` if the connection drops or ``timeout`` (default: the client's timeout plus
+        10 ms a message) passes first; what was not sent by then is dropped from the queue."""
+        if not messages:
+            return set()
+        loop = asyncio.get_running_loop()
+        call = _Countdown(loop.create_future())
+        call.left = len(messages)
+        try:
+            for position, (topic, payload, qos, retain) in enumerate(messages):
+                queue = self._queue
+                if not queue and (qos == 0 or self.in_flight < self.window):
+                    self._send(topic, payload, qos, retain, call, position)
+                else:
+                    queue.append((topic, payload, qos, retain, call, position))
+            if timeout is None:
+                timeout = (self.client.timeout or 10.0) + len(messages) / 100
+            disconnected = self.client._disconnected
+            finished, _ = await asyncio.wait(
+                {call.done, disconnected}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            raise aiomqtt.MqttError(
-                f"{countdown.left} of {len(messages)} messages not acknowledged: {reason}"
-            )
-        return countdown.unrouted
-    finally:
-        for mid in countdown.index_of:
-            if pending.get(mid) is countdown:
-                del pending[mid]
+            if call.done not in finished:
+                reason = (
+                    "connection lost"
+                    if disconnected in finished
+                    else f"no acknowledgement within {timeout} s"
+                )
+                raise aiomqtt.MqttError(f"{call.left} of {len(messages)} messages not acknowledged: {reason}")
+            call.done.result()  # raises what failed a send from the queue
+            return call.unrouted
+        finally:
+            if call.left > 0 and any(item[4] is call for item in self._queue):
+                # failed or cancelled: what of this call is still queued is not sent (what is in flight
+                # keeps its place in the window until the broker acknowledges it)
+                self._queue = deque(item for item in self._queue if item[4] is not call)
 
 
 @dataclass(slots=True)
@@ -265,7 +317,7 @@ class MqttSink(BaseSink):
         True  # flagged readings go to the fleet stream and to HA with their quality (value withheld)
     )
     batch_size = 500
-    max_inflight = 100  # QoS 1 messages on the wire awaiting PUBACK
+    max_inflight = 100  # QoS 1 messages on the wire awaiting PUBACK (at most the broker's Receive Maximum)
 
     def __init__(
         self,
@@ -310,6 +362,7 @@ class MqttSink(BaseSink):
         self._removed: set[str] = set()
         self._legacy_meter: str | None = legacy_topics if isinstance(legacy_topics, str) else None
         self._client: aiomqtt.Client | None = None
+        self._publisher: Publisher | None = None
         self._listener: asyncio.Task[None] | None = None
         self._announcer: asyncio.Task[None] | None = None
         self._store: Store | None = None
@@ -429,20 +482,20 @@ class MqttSink(BaseSink):
     async def connect(self) -> None:
         await self._close_client()
         await self._load()
-        client = await self._open_client()
-        self._client = client
+        client, publisher = await self._open_client()
+        self._client, self._publisher = client, publisher
         self.connections += 1
-        self._listener = asyncio.create_task(self._listen(client), name=f"{self.name}-listener")
+        self._listener = asyncio.create_task(self._listen(client, publisher), name=f"{self.name}-listener")
         await client.subscribe(self.layout.ha_status, qos=1)
         if not self._synced:
-            await self._sync_retained(client)
-        await client.publish(self.layout.status, b"online", qos=1, retain=True)
-        await self._announce(client)
-        await self._flush_events(client)
+            await self._sync_retained(client, publisher)
+        await publisher.publish(self.layout.status, b"online", qos=1, retain=True)
+        await self._announce(publisher)
+        await self._flush_events(publisher)
         self.connected = True
         log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
 
-    async def _sync_retained(self, client: aiomqtt.Client) -> None:
+    async def _sync_retained(self, client: aiomqtt.Client, publisher: Publisher) -> None:
         """Read back the retained states (what Home Assistant last saw) once: a counter never goes below them.
 
         The retained messages of a subscription are sent before anything published after it, so a marker
@@ -454,7 +507,7 @@ class MqttSink(BaseSink):
         self._sync_done.clear()
         await client.subscribe(marker, qos=1)
         await client.subscribe(state_filter, qos=1)
-        await client.publish(marker, b"sync", qos=1)
+        await publisher.publish(marker, b"sync", qos=1)
         try:
             await asyncio.wait_for(self._sync_done.wait(), self.settings.timeout)
             self._synced = True
@@ -478,7 +531,7 @@ class MqttSink(BaseSink):
             self._floor[(parts[-3], parts[-1])] = value
             self._retained.setdefault(topic, payload)
 
-    async def _open_client(self) -> aiomqtt.Client:
+    async def _open_client(self) -> tuple[aiomqtt.Client, Publisher]:
         will = aiomqtt.Will(self.layout.status, b"offline", qos=1, retain=True)
         client_id = self.settings.client_id or f"meterbridge-{self.layout.gateway_id}"
         versions = (
@@ -493,10 +546,8 @@ class MqttSink(BaseSink):
                 client_id=client_id,
                 protocol=version,
                 will=will,
-                max_inflight=self.max_inflight,
             )
-            client.pending_calls_threshold = 4 * self.batch_size + 100
-            track_reason_codes(client)
+            publisher = Publisher(client, limit=self.max_inflight)
             try:
                 await client.__aenter__()
             except aiomqtt.MqttError as exc:
@@ -513,14 +564,16 @@ class MqttSink(BaseSink):
             if version == aiomqtt.ProtocolVersion.V311 and last is not None:
                 self._protocol = version  # the broker only speaks 3.1.1: do not try 5 on every reconnect
             self.protocol = version
-            return client
+            return client, publisher
         raise TransportError(f"MQTT broker {self.settings.host}:{self.settings.port}: {last}") from None
 
     async def disconnect(self) -> None:
-        client = self._client
-        if client is not None and self.connected:
+        publisher = self._publisher
+        if publisher is not None and self.connected:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.publish(self.layout.status, b"offline", qos=1, retain=True), 2)
+                await asyncio.wait_for(
+                    publisher.publish(self.layout.status, b"offline", qos=1, retain=True), 2
+                )
         await self._close_client()
         self.connected = False
 
@@ -531,12 +584,12 @@ class MqttSink(BaseSink):
                 with contextlib.suppress(BaseException):
                     await task
         self._listener = self._announcer = None
-        client, self._client = self._client, None
+        client, self._client, self._publisher = self._client, None, None
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.__aexit__(None, None, None), 3)
 
-    async def _listen(self, client: aiomqtt.Client) -> None:
+    async def _listen(self, client: aiomqtt.Client, publisher: Publisher) -> None:
         try:
             async for message in client.messages:
                 topic = str(message.topic)
@@ -552,7 +605,7 @@ class MqttSink(BaseSink):
                 ):
                     log.info("mqtt: Home Assistant is online; re-sending discovery")
                     if self._announcer is None or self._announcer.done():
-                        self._announcer = asyncio.create_task(self._announce(client))
+                        self._announcer = asyncio.create_task(self._announce(publisher))
         except aiomqtt.MqttError as exc:
             log.warning("mqtt: connection lost (%s)", exc)
             self.connected = False
@@ -583,7 +636,7 @@ class MqttSink(BaseSink):
             problems=self._problem_set(meter),
         )
 
-    async def _announce(self, client: aiomqtt.Client) -> None:
+    async def _announce(self, publisher: Publisher) -> None:
         """Gateway and meter discovery, removals, retained states and problem states."""
         sends: list[tuple[str, bytes]] = []
         if self.discovery:
@@ -599,7 +652,7 @@ class MqttSink(BaseSink):
         for (owner, kind), state in self._problems.items():
             if owner is None or self._wanted(owner):
                 sends.append(self._problem_message(owner, kind, state))
-        await publish_many(client, [(t, p, 1, True) for t, p in sends], timeout=self.settings.timeout)
+        await publisher.publish_many([(t, p, 1, True) for t, p in sends])
         self.announcements += 1
 
     def _removal(self, meter_id: str) -> list[tuple[str, bytes]]:
@@ -616,12 +669,12 @@ class MqttSink(BaseSink):
 
     async def on_meter(self, meter: MeterInfo) -> None:
         self._meters[meter.id] = _merge(self._meters.get(meter.id), meter)
-        client = self._client
-        if client is None or not self.connected or not self.discovery or not self._wanted(meter.id):
+        publisher = self._publisher
+        if publisher is None or not self.connected or not self.discovery or not self._wanted(meter.id):
             return
         topic, payload = self._meter_config(meter.id)
         if self._announced.get(meter.id) != payload:
-            await client.publish(topic, payload, qos=1, retain=True)
+            await publisher.publish(topic, payload, qos=1, retain=True)
             self._announced[meter.id] = payload
 
     # ------------------------------------------------------------------------------------------ events
@@ -660,24 +713,26 @@ class MqttSink(BaseSink):
     async def on_event(self, event: QualityEvent) -> None:
         applied = self._apply_event(event)
         self._unsent_events.append(event)  # sent on the event stream now or after the next connection
-        client = self._client
-        if client is None or not self.connected:
+        publisher = self._publisher
+        if publisher is None or not self.connected:
             return
-        sends = []
-        if applied is not None and (applied[0] is None or self._wanted(applied[0])):
-            topic, payload = self._problem_message(*applied)
-            sends.append(client.publish(topic, payload, qos=1, retain=True))
         try:
-            await asyncio.gather(*sends)
-            await self._flush_events(client)
+            if applied is not None and (applied[0] is None or self._wanted(applied[0])):
+                topic, payload = self._problem_message(*applied)
+                await publisher.publish(topic, payload, qos=1, retain=True)
+            await self._flush_events(publisher)
         except aiomqtt.MqttError as exc:
             log.warning("mqtt: event not published now (%s); it is sent after reconnecting", exc)
 
-    async def _flush_events(self, client: aiomqtt.Client) -> None:
+    async def _flush_events(self, publisher: Publisher) -> None:
         """Publish the events not yet on the event stream, oldest first; keep them if the broker fails."""
-        while self._unsent_events:
-            event = self._unsent_events[0]
-            await client.publish(self.layout.events, event_payload(self.layout.gateway_id, event), qos=1)
+        events = list(self._unsent_events)
+        gateway = self.layout.gateway_id
+        await publisher.publish_many(
+            [(self.layout.events, event_payload(gateway, e), 1, False) for e in events]
+        )
+        sent = {id(e) for e in events}  # on_event may have added more meanwhile: they stay for the next flush
+        while self._unsent_events and id(self._unsent_events[0]) in sent:
             self._unsent_events.popleft()
 
     # ------------------------------------------------------------------------------------------ readings
@@ -723,8 +778,8 @@ class MqttSink(BaseSink):
         return out
 
     async def publish(self, batch: Sequence[tuple[int, Reading]]) -> Sequence[int]:
-        client = self._client
-        if client is None or not self.connected:
+        publisher = self._publisher
+        if publisher is None or not self.connected:
             raise TransportError("MQTT: not connected")
         stream: list[tuple[str, bytes]] = []
         # per state topic: the batch's last good payload, then a later flagged one (if any): HA keeps the good
@@ -754,7 +809,7 @@ class MqttSink(BaseSink):
         first_stream = len(messages)
         messages += [(t, p, self.qos, False) for t, p in stream]
         messages += [(t, p, self.qos, True) for t, pair in states.items() for p in pair if p is not None]
-        unrouted = await publish_many(client, messages, timeout=self.settings.timeout + len(messages) / 100)
+        unrouted = await publisher.publish_many(messages)
         kept = {
             batch[i - first_stream][0] for i in unrouted if first_stream <= i < first_stream + len(stream)
         }
@@ -763,18 +818,18 @@ class MqttSink(BaseSink):
             log.warning(
                 "mqtt: no subscriber took %d readings of the fleet stream; they stay in the outbox", len(kept)
             )
-            await self._publish_outbox_depth(client)
+            await self._publish_outbox_depth(publisher)
             return [seq for seq, _ in batch if seq not in kept]
-        await self._publish_outbox_depth(client)
+        await self._publish_outbox_depth(publisher)
         return [seq for seq, _ in batch]
 
-    async def _publish_outbox_depth(self, client: aiomqtt.Client) -> None:
+    async def _publish_outbox_depth(self, publisher: Publisher) -> None:
         now = time.monotonic()
         if self._store is None or now - self._outbox_published_at < 1.0:
             return
         self._outbox_published_at = now
         depth = await asyncio.to_thread(self._store.outbox_depth, self.name)
-        await client.publish(self.layout.outbox, str(depth).encode(), qos=0, retain=True)
+        await publisher.publish(self.layout.outbox, str(depth).encode(), qos=0, retain=True)
 
 
 def _merge(old: MeterInfo | None, new: MeterInfo) -> MeterInfo:
