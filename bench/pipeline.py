@@ -152,14 +152,19 @@ async def run_pipeline(
         stop = asyncio.Event()
         start, cpu0 = time.perf_counter(), cpu_seconds()
         task = asyncio.create_task(gw.run(stop))
-        while gw.stats.readings < total or (sinks and store.outbox_depth() > 0):
+        # done when every reading is stored and (with a sink) confirmed: the sink's own count, so that
+        # waiting costs nothing (a count(*) of the outbox every few ms would compete with the gateway)
+        while gw.stats.readings < total or (sinks and sinks[0].confirmed < total):
             if task.done():
                 task.result()
                 raise RuntimeError("gateway stopped early")
-            await asyncio.sleep(0.01 if gw.stats.readings < total else 0.002)
+            await asyncio.sleep(0.002)
         elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
+        left = store.outbox_depth()
         stop.set()
         await task
+        if left:
+            raise RuntimeError(f"{left} outbox entries left after the sink confirmed {total}")
         stored = len(store.readings(limit=total + 1))
         store.close()
     if stored != total:

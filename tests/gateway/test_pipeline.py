@@ -346,3 +346,81 @@ def test_store_failures_are_store_errors(tmp_path: Path) -> None:
         s.add([energy("m1", 0)])
     assert isinstance(info.value.__cause__, sqlite3.Error)
     s.close()
+
+
+class CountingStore:
+    """Wraps a store and counts ``pending`` calls (how often a sink read its outbox back)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.pending_calls = 0
+
+    def pending(self, sink: str, limit: int = 500, after: int = 0) -> list[tuple[int, Reading]]:
+        self.pending_calls += 1
+        return self._store.pending(sink, limit, after)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+async def test_sink_takes_the_stored_batches_from_memory(store: Store) -> None:
+    counting = CountingStore(store)
+    sink = RecordingSink()
+    gw = Gateway(counting, [ListSource("m1", [energy("m1", n) for n in range(2000)])], [sink])  # type: ignore[arg-type]
+    await run_until(gw, lambda: len(sink.published) == 2000 and store.outbox_depth("rec") == 0)
+    assert [r.value for _, r in sink.published] == [1000 + n for n in range(2000)]
+    assert sink.confirmed == 2000
+    # one look at the outbox when the sink starts (and after each idle spell), never one per batch
+    assert counting.pending_calls < len({i // sink.batch_size for i, _ in sink.published})
+
+
+def _sink_over(store: Store, **attrs: int) -> tuple[RecordingSink, asyncio.Event]:
+    sink = RecordingSink()
+    for name, value in attrs.items():
+        setattr(sink, name, value)
+    store.register_sink(sink.name)
+    return sink, asyncio.Event()
+
+
+async def test_memory_overflow_falls_back_to_the_outbox_in_order(store: Store) -> None:
+    sink, stop = _sink_over(store, hot_max=100, batch_size=40)
+    for start in range(0, 500, 50):  # the gateway stores and hands over faster than the sink runs
+        batch = [energy("m1", n) for n in range(start, start + 50)]
+        sink.wake(list(zip(store.add(batch), batch, strict=True)))
+    task = asyncio.create_task(sink.run(store, stop))
+    async with asyncio.timeout(10):
+        while store.outbox_depth("rec"):
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    ids = [i for i, _ in sink.published]
+    assert ids == sorted(set(ids)) and len(ids) == 500  # each once, in order: memory, then the outbox
+    assert [r.value for _, r in sink.published] == [1000 + n for n in range(500)]
+
+
+async def test_entries_stored_before_the_hand_over_are_read_back_first(store: Store) -> None:
+    older = [energy("m1", n) for n in range(30)]  # e.g. left in the outbox by the previous run
+    sink, stop = _sink_over(store)
+    store.add(older)
+    newer = [energy("m1", n) for n in range(30, 60)]
+    sink.wake(list(zip(store.add(newer), newer, strict=True)))  # memory starts after a gap
+    task = asyncio.create_task(sink.run(store, stop))
+    async with asyncio.timeout(10):
+        while store.outbox_depth("rec"):
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert [r.value for _, r in sink.published] == [1000 + n for n in range(60)]
+
+
+async def test_a_failed_batch_taken_from_memory_is_sent_again_from_the_outbox(store: Store) -> None:
+    sink, stop = _sink_over(store, fail_first=2)
+    batch = [energy("m1", n) for n in range(120)]
+    sink.wake(list(zip(store.add(batch), batch, strict=True)))
+    task = asyncio.create_task(sink.run(store, stop))
+    async with asyncio.timeout(10):
+        while store.outbox_depth("rec"):
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert [r.value for _, r in sink.published] == [1000 + n for n in range(120)]

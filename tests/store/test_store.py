@@ -25,6 +25,7 @@ from meterbridge.sinks.store import (
     decode_value,
     encode_value,
     from_epoch_ms,
+    id_runs,
     open_store,
     redact_url,
     to_epoch_ms,
@@ -132,6 +133,23 @@ def test_add_enqueues_for_every_registered_sink_and_confirm_is_per_sink(store: S
     assert store.outbox_depth() == 5
 
 
+def test_large_adds_and_confirms_of_scattered_ids(store: Store) -> None:
+    store.register_sink("mqtt")
+    batch = [r(f"m{n % 7}", E_IMPORT, n, n) for n in range(1234)]  # more rows than one INSERT statement
+    ids = store.add(batch)
+    assert ids == list(range(ids[0], ids[0] + 1234))
+    stored = store.readings(limit=2000)
+    assert sorted(x.value for x in stored) == list(range(1234))  # type: ignore[type-var]
+    scattered = [i for i in ids if i % 3 and i % 101]  # many runs, some of one id
+    store.confirm("mqtt", list(reversed(scattered)))
+    assert [i for i, _ in store.pending("mqtt", limit=2000)] == [i for i in ids if i not in set(scattered)]
+
+
+def test_id_runs() -> None:
+    assert id_runs([]) == []
+    assert id_runs([7, 3, 1, 2, 2, 8, 10]) == [(1, 3), (7, 8), (10, 10)]
+
+
 def test_add_is_all_or_nothing(store: Store) -> None:
     store.register_sink("mqtt")
     bad = [r("m1", E_IMPORT, 1), r("m1", E_IMPORT, object())]
@@ -218,6 +236,20 @@ def test_upsert_meter_keeps_known_fields_and_latest_last_seen(store: Store) -> N
     assert (m1.name, m1.protocol, m1.address, m1.serial) == ("E450", "optical", "/dev/ttyUSB0", "12345678")
     assert m1.last_seen == T0
     assert m2.id == "m2" and m2.last_seen == T0 and m2.name is None
+
+
+def test_upsert_meters_is_upsert_meter_of_each_in_order(store: Store) -> None:
+    store.upsert_meters(
+        [
+            MeterInfo(id="m1", name="first", last_seen=T0),
+            MeterInfo(id="m2", protocol="mbus"),
+            MeterInfo(id="m1", name="second", serial="42", last_seen=T0 - timedelta(hours=1)),
+        ]
+    )
+    store.upsert_meters([])
+    m1, m2 = store.meters()
+    assert (m1.name, m1.serial, m1.last_seen) == ("second", "42", T0)
+    assert (m2.protocol, m2.last_seen) == ("mbus", None)
 
 
 def test_prune_keeps_what_a_sink_still_waits_for(store: Store) -> None:

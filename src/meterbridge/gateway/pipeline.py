@@ -7,7 +7,7 @@
 * one writer task takes what the sources produced in batches (up to ``batch_max`` items, or what arrived
   within ``batch_window`` seconds), validates each reading, stores the batch with ``Store.add`` (readings and
   their outbox entries atomically), stores the quality events, updates the inventory, then wakes every
-  sink and hands it the events and meter descriptions;
+  sink with the stored batch and hands it the events and meter descriptions;
 * every sink drains its own outbox (``Sink.run``) and confirms only what its peer accepted, so a sink that
   is down only makes its outbox grow; on return it drains in order;
 * a retention task prunes readings older than ``retention_days`` that no sink still waits for.
@@ -164,16 +164,17 @@ class Gateway:
                 meters.append(item)
             else:
                 log.error("a source produced %r, which is not a Reading, QualityEvent or MeterInfo", item)
-        new_meters = await asyncio.to_thread(self._store_batch, readings, events, meters)
+        ids, new_meters = await asyncio.to_thread(self._store_batch, readings, events, meters)
         if self.metrics is not None:
             self.metrics.stored(len(readings))
         self.stats.batches += 1
         self.stats.readings += len(readings)
         self.stats.flagged += sum(1 for r in readings if not r.ok)
         self.stats.events += len(events)
+        entries = list(zip(ids, readings, strict=True))
         for sink in self.sinks:
-            if readings:
-                sink.wake()
+            if entries:
+                sink.wake(entries)
             for meter in (*meters, *new_meters):
                 await self._hand(sink, sink.on_meter(meter))
             for event in events:
@@ -181,25 +182,24 @@ class Gateway:
 
     def _store_batch(
         self, readings: list[Reading], events: list[QualityEvent], meters: list[MeterInfo]
-    ) -> list[MeterInfo]:
+    ) -> tuple[list[int], list[MeterInfo]]:
         store = self.store
-        store.add(readings)
+        ids = store.add(readings)
         for event in events:
             store.add_event(event)
-        for meter in meters:
-            store.upsert_meter(meter)
-            self._seen_meters.add(meter.id)
+        self._seen_meters.update(meter.id for meter in meters)
         last_seen: dict[str, datetime] = {}
         for reading in readings:
             if reading.meter_id not in last_seen or reading.timestamp > last_seen[reading.meter_id]:
                 last_seen[reading.meter_id] = reading.timestamp
+        # descriptions, then when each meter was last seen: one transaction
+        store.upsert_meters([*meters, *(MeterInfo(id=m, last_seen=when) for m, when in last_seen.items())])
         new: list[MeterInfo] = []
         for meter_id, when in last_seen.items():
-            store.touch_meter(meter_id, when)
             if meter_id not in self._seen_meters:
                 self._seen_meters.add(meter_id)
                 new.append(MeterInfo(id=meter_id, last_seen=when))
-        return new
+        return ids, new
 
     @staticmethod
     async def _hand(sink: Sink, call: object) -> None:

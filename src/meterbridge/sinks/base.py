@@ -8,7 +8,8 @@ reading first (``Store.add`` enqueues it in each registered sink's outbox) and t
   peer accepted (MQTT QoS 1 PUBACK, a committed INSERT) ``store.confirm(name, ids)``; on a peer outage it
   keeps the entries and retries, so an outage or a crash loses nothing and the outbox drains in order,
 * is told about quality events (``on_event``) and about meters (``on_meter``, for discovery), and
-* is woken by the gateway after each stored batch (``wake()``; a sink may also just poll).
+* is woken by the gateway after each stored batch (``wake(entries)``, with the batch's outbox entries: a
+  sink may take them from memory instead of reading them back; it may also just poll).
 
 ``BaseSink`` implements that loop; a concrete sink only writes ``publish(batch)`` (and, if it likes,
 ``connect``/``disconnect``, ``on_event``, ``on_meter``). Readings whose quality flags make them unfit for
@@ -54,8 +55,9 @@ class Sink(Protocol):
         """Drain ``store.pending(self.name)`` until ``stop`` is set; confirm only what the peer accepted."""
         ...
 
-    def wake(self) -> None:
-        """New readings are in the outbox (called on the event loop; must not block)."""
+    def wake(self, entries: Sequence[tuple[int, Reading]] = ()) -> None:
+        """New readings are in the outbox; ``entries`` are they, as ``(outbox id, reading)`` in id order
+        (called on the event loop, after the store committed them; must not block)."""
         ...
 
     async def on_event(self, event: QualityEvent) -> None:
@@ -74,6 +76,10 @@ class BaseSink:
     keeps the whole batch and retries after ``retry_delay`` (doubling up to ``max_retry_delay``). Up to
     ``pipeline_depth`` calls of ``publish`` run at once (set it to 1 for a peer that must see one batch
     at a time); they are started in id order.
+
+    The entries the gateway hands to ``wake`` are kept in memory (up to ``hot_max``) and sent from there
+    while nothing older waits in the outbox; the outbox stays the record of what is unconfirmed, so an
+    overflow, a failure or a restart only means reading the entries back from the store.
     """
 
     name: str = "sink"
@@ -83,9 +89,15 @@ class BaseSink:
     retry_delay: float = 0.5
     max_retry_delay: float = 30.0
     publish_flagged: bool = False
+    hot_max: int = 50_000  # entries kept for the sink in memory (about 300 bytes each)
 
     def __init__(self) -> None:
         self._wake = asyncio.Event()
+        self._hot: deque[tuple[int, Reading]] = deque()  # entries handed to wake(), in id order
+        # every outbox entry after this id is in _hot (or was taken from it for the batch ending there)...
+        self._hot_mark: int | None = None
+        self._hot_full = False  # ...up to the end of _hot only (later ones were not kept: hot_max)
+        self.confirmed = 0  # outbox entries settled since start (sent and accepted, or skipped as flagged)
         self.connected = False
         self.last_error: str | None = None
 
@@ -108,8 +120,36 @@ class BaseSink:
         return None
 
     # -- the loop
-    def wake(self) -> None:
+    def wake(self, entries: Sequence[tuple[int, Reading]] = ()) -> None:
+        if entries and not self._hot_full:
+            hot = self._hot
+            if hot and entries[0][0] <= hot[-1][0]:  # not after what is held: trust the outbox only
+                hot.clear()
+                self._hot_mark = None
+            if len(hot) + len(entries) > self.hot_max:
+                self._hot_full = True  # the outbox has the newer ones; memory serves what it holds first
+            else:
+                if self._hot_mark is None:
+                    self._hot_mark = entries[0][0] - 1
+                hot.extend(entries)
         self._wake.set()
+
+    def _take_hot(self, after: int) -> list[tuple[int, Reading]] | None:
+        """Up to ``batch_size`` entries after ``after`` from memory; None when the outbox may hold
+        entries after ``after`` that memory does not (then the store is read): before the handing over
+        began, or what was taken from memory and not confirmed (``after`` went back after a failure)."""
+        mark = self._hot_mark
+        if mark is None or after < mark:
+            return None
+        hot = self._hot
+        while hot and hot[0][0] <= after:
+            hot.popleft()
+        if not hot and self._hot_full:  # memory ran out ahead of the outbox: read it from here on
+            self._hot_mark, self._hot_full = None, False
+            return None
+        batch = [hot.popleft() for _ in range(min(self.batch_size, len(hot)))]
+        self._hot_mark = batch[-1][0] if batch else after
+        return batch
 
     async def _wait(self, stop: asyncio.Event, timeout: float) -> None:
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
@@ -129,6 +169,7 @@ class BaseSink:
         accepted = list(await self.publish(send)) if send else []
         done = sorted({*accepted, *skipped})
         await asyncio.to_thread(store.confirm, self.name, done)
+        self.confirmed += len(done)
         return len(done)
 
     def _split(self, batch: Sequence[tuple[int, Reading]]) -> tuple[list[tuple[int, Reading]], list[int]]:
@@ -156,7 +197,9 @@ class BaseSink:
                     if not self.connected:
                         await self.connect()
                     while len(in_flight) < max(1, self.pipeline_depth):
-                        batch = await asyncio.to_thread(store.pending, self.name, self.batch_size, after)
+                        batch = self._take_hot(after)
+                        if batch is None:
+                            batch = await asyncio.to_thread(store.pending, self.name, self.batch_size, after)
                         if not batch:
                             break
                         after = batch[-1][0]
@@ -171,7 +214,9 @@ class BaseSink:
                     accepted = list(await task) if task is not None else []
                     if task is not None and len(accepted) + len(skipped) < size:
                         after = 0  # the peer took only part: re-read the rest
-                    await asyncio.to_thread(store.confirm, self.name, sorted({*accepted, *skipped}))
+                    done = sorted({*accepted, *skipped})
+                    await asyncio.to_thread(store.confirm, self.name, done)
+                    self.confirmed += len(done)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

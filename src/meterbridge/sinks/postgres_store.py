@@ -310,22 +310,27 @@ class PostgresStore(Store):
 
     # ------------------------------------------------------------ inventory
 
-    def upsert_meter(self, meter: MeterInfo) -> None:
-        values = [getattr(meter, f) for f in _METER_FIELDS]
-        last_seen = None if meter.last_seen is None else to_epoch_ms(meter.last_seen)
+    def upsert_meters(self, meters: Sequence[MeterInfo]) -> None:
+        if not meters:
+            return
+        rows = [
+            (
+                meter.id,
+                *(getattr(meter, f) for f in _METER_FIELDS),
+                None if meter.last_seen is None else to_epoch_ms(meter.last_seen),
+            )
+            for meter in meters
+        ]
         with self._transaction() as cur:
-            cur.execute(
+            cur.executemany(
                 f"INSERT INTO meters (id, {', '.join(_METER_FIELDS)}, last_seen)"
                 f" VALUES (%s, {', '.join('%s' for _ in _METER_FIELDS)}, %s)"
                 " ON CONFLICT (id) DO UPDATE SET "
                 + ", ".join(f"{f} = coalesce(excluded.{f}, meters.{f})" for f in _METER_FIELDS)
                 + ", last_seen = nullif(greatest(coalesce(excluded.last_seen, 0),"
                 " coalesce(meters.last_seen, 0)), 0)",
-                (meter.id, *values, last_seen),
+                rows,
             )
-
-    def touch_meter(self, meter_id: str, when: datetime) -> None:
-        self.upsert_meter(MeterInfo(id=meter_id, last_seen=when))
 
     def meters(self) -> list[MeterInfo]:
         rows = self._query(f"SELECT id, {', '.join(_METER_FIELDS)}, last_seen FROM meters ORDER BY id")

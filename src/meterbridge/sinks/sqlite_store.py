@@ -10,6 +10,7 @@ The schema is migrated with ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes ver
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from meterbridge.sinks.store import (
     Store,
     StoreError,
     from_epoch_ms,
+    id_runs,
     reading_from_row,
     reading_row,
     to_epoch_ms,
@@ -125,6 +127,18 @@ def event_row(event: QualityEvent) -> tuple[Any, ...]:
     )
 
 
+#: rows per INSERT statement (9 parameters each; SQLite allows 32,766 since 3.32)
+_INSERT_CHUNK: Final = 500
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(rows: int) -> str:
+    return (
+        "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality, name) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    )
+
+
 class SqliteStore(Store):
     """``Store`` on one SQLite file (or ``":memory:"``)."""
 
@@ -214,11 +228,10 @@ class SqliteStore(Store):
             return []
         rows = [reading_row(r) for r in readings]
         with self._transaction() as cur:
-            cur.executemany(
-                "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality, name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            # many rows per statement: one sqlite3_step (one release of the GIL) per chunk, not per row
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                cur.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
             last = int(cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone()[0])
             first = last - len(rows) + 1
             cur.execute(
@@ -240,9 +253,10 @@ class SqliteStore(Store):
     def confirm(self, sink: str, ids: Sequence[int]) -> None:
         if not ids:
             return
-        with self._transaction() as cur:
+        with self._transaction() as cur:  # a batch of ids is mostly one run: one statement per run
             cur.executemany(
-                "DELETE FROM outbox WHERE sink = ? AND reading_id = ?", [(sink, int(i)) for i in ids]
+                "DELETE FROM outbox WHERE sink = ? AND reading_id BETWEEN ? AND ?",
+                [(sink, first, last) for first, last in id_runs(ids)],
             )
 
     def outbox_depth(self, sink: str | None = None) -> int:
@@ -293,21 +307,26 @@ class SqliteStore(Store):
 
     # ------------------------------------------------------------ inventory
 
-    def upsert_meter(self, meter: MeterInfo) -> None:
-        values = [getattr(meter, f) for f in _METER_FIELDS]
-        last_seen = None if meter.last_seen is None else to_epoch_ms(meter.last_seen)
+    def upsert_meters(self, meters: Sequence[MeterInfo]) -> None:
+        if not meters:
+            return
+        rows = [
+            (
+                meter.id,
+                *(getattr(meter, f) for f in _METER_FIELDS),
+                None if meter.last_seen is None else to_epoch_ms(meter.last_seen),
+            )
+            for meter in meters
+        ]
         with self._transaction() as cur:
-            cur.execute(
+            cur.executemany(
                 f"INSERT INTO meters (id, {', '.join(_METER_FIELDS)}, last_seen)"
                 f" VALUES (?, {', '.join('?' for _ in _METER_FIELDS)}, ?)"
                 f" ON CONFLICT (id) DO UPDATE SET "
                 + ", ".join(f"{f} = coalesce(excluded.{f}, meters.{f})" for f in _METER_FIELDS)
                 + ", last_seen = max(coalesce(excluded.last_seen, 0), coalesce(meters.last_seen, 0))",
-                (meter.id, *values, last_seen),
+                rows,
             )
-
-    def touch_meter(self, meter_id: str, when: datetime) -> None:
-        self.upsert_meter(MeterInfo(id=meter_id, last_seen=when))
 
     def meters(self) -> list[MeterInfo]:
         rows = self._query(f"SELECT id, {', '.join(_METER_FIELDS)}, last_seen FROM meters ORDER BY id")

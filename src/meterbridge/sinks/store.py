@@ -27,6 +27,7 @@ Interface (stable; the MQTT, fleet and web code is written against it)
 ``upsert_meter(meter)`` / ``meters()``                the inventory of ``MeterInfo`` (a ``None`` field in
                                                       an upsert keeps the stored value)
 ``touch_meter(meter_id, when)``                       updates ``last_seen`` (creates a bare entry)
+``upsert_meters(meters)``                              many ``upsert_meter`` in one transaction
 ``latest(meter_id, *, ok_only=False)``                ``dict[key_text, Reading]``: the newest reading of
                                                       each register of one meter
 ``readings(meter_id, key, start, end, limit)``        ``list[Reading]`` in time order; ``start`` inclusive,
@@ -75,7 +76,7 @@ import abc
 import functools
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -255,6 +256,17 @@ def key_from_text(text: str) -> ObisCode | str:
     return text
 
 
+def id_runs(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, distinct ids as inclusive runs of consecutive ids: ``[3, 1, 2, 7] -> [(1, 3), (7, 7)]``."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(set(map(int, ids))):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
 def reading_row(
     reading: Reading,
 ) -> tuple[str, str, int, str | None, float | None, str, str | None, int, str | None]:
@@ -334,10 +346,14 @@ class Store(abc.ABC):
     ) -> list[QualityEvent]: ...
 
     @abc.abstractmethod
-    def upsert_meter(self, meter: MeterInfo) -> None: ...
+    def upsert_meters(self, meters: Sequence[MeterInfo]) -> None:
+        """``upsert_meter`` of each, in order, in one transaction."""
 
-    @abc.abstractmethod
-    def touch_meter(self, meter_id: str, when: datetime) -> None: ...
+    def upsert_meter(self, meter: MeterInfo) -> None:
+        self.upsert_meters([meter])
+
+    def touch_meter(self, meter_id: str, when: datetime) -> None:
+        self.upsert_meters([MeterInfo(id=meter_id, last_seen=when)])
 
     @abc.abstractmethod
     def meters(self) -> list[MeterInfo]: ...
