@@ -23,6 +23,7 @@ from meterbridge.sinks.mqtt_topics import (
     slug,
     state_payload,
 )
+from meterbridge.sinks.store import encode_value
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
@@ -120,6 +121,40 @@ _keys = st.one_of(
     st.builds(ObisCode, *(st.integers(0, 255) for _ in range(6))),
     st.text(min_size=1, max_size=30).map(lambda t: "mbus/" + t),
 )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=_values,
+    key=_keys,
+    seq=st.integers(0, 2**62),
+    quality=st.integers(0, 127),
+    meter=st.text(min_size=1, max_size=12),
+    unit=st.none() | st.sampled_from(["Wh", "kWh", "V", "m³", "°C"]),
+    when=st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
+)
+def test_reading_payload_is_the_compact_json_of_its_fields(
+    value, key, seq, quality, meter, unit, when
+) -> None:
+    r = Reading(meter, key, value, unit, when, Quality(quality), meter[::-1] or None)
+    value_type, text, _ = encode_value(value)
+    fields = {
+        "v": READING_SCHEMA,
+        "id": f'gw\u00e9"/:{seq}',
+        "gateway": 'gw\u00e9"/',
+        "seq": seq,
+        "meter": meter,
+        "key": r.key_text,
+        "name": r.name,
+        "type": value_type,
+        "value": text,
+        "unit": unit,
+        "timestamp": when.isoformat(),
+        "quality": quality,
+        "flags": Quality(quality).names,
+    }
+    expected = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    assert reading_payload('gw\u00e9"/', seq, r) == expected
 
 
 @settings(max_examples=200, deadline=None)

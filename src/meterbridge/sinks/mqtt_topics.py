@@ -237,25 +237,49 @@ def reading_payload(gateway_id: str, seq: int, reading: Reading) -> bytes:
     "name": ..., "type": "decimal", "value": "1234567.8", "unit": "Wh", "timestamp": "...+00:00",
     "quality": 0, "flags": []}``. ``value`` is the exact text of the stored value (``type`` says how to read
     it back: none, bool, int, decimal, float, str, bytes (hex), datetime (ISO 8601)).
+
+    The same bytes as ``json`` makes of that dictionary (compact, UTF-8), put together from pieces cached
+    per gateway and register: the gateway encodes one reading for every message it sends.
     """
     value_type, text, _ = encode_value(reading.value)
-    return _dumps(
-        {
-            "v": READING_SCHEMA,
-            "id": f"{gateway_id}:{seq}",
-            "gateway": gateway_id,
-            "seq": seq,
-            "meter": reading.meter_id,
-            "key": reading.key_text,
-            "name": reading.name,
-            "type": value_type,
-            "value": text,
-            "unit": reading.unit,
-            "timestamp": _iso(reading.timestamp),
-            "quality": int(reading.quality),
-            "flags": flag_names(reading.quality),
-        }
+    head, middle, before_value, after_value = _stream_pieces(
+        gateway_id, reading.meter_id, reading.key_text, reading.name, value_type, reading.unit
     )
+    if text is None:
+        value = "null"
+    elif value_type in _PLAIN_TEXT_TYPES:
+        value = f'"{text}"'  # digits, signs, points, exponents, hex, ISO dates: nothing to escape
+    else:
+        value = _ENCODER.encode(text)
+    quality = int(reading.quality)
+    return (
+        f"{head}{seq}{middle}{seq}{before_value}{value}{after_value}{reading.timestamp.isoformat()}"
+        f'","quality":{quality},"flags":{_flags_json(quality)}}}'
+    ).encode()
+
+
+#: value types whose text (``encode_value``) never holds a character JSON escapes
+_PLAIN_TEXT_TYPES: Final = frozenset({"bool", "int", "decimal", "float", "bytes", "datetime"})
+
+
+@functools.lru_cache(maxsize=8192)
+def _stream_pieces(
+    gateway_id: str, meter_id: str, key: str, name: str | None, value_type: str, unit: str | None
+) -> tuple[str, str, str, str]:
+    """The constant text around seq (twice), the value and the timestamp of ``reading_payload``."""
+    enc = _ENCODER.encode
+    gateway = enc(gateway_id)
+    return (
+        f'{{"v":{READING_SCHEMA},"id":{gateway[:-1]}:',
+        f'","gateway":{gateway},"seq":',
+        f',"meter":{enc(meter_id)},"key":{enc(key)},"name":{enc(name)},"type":{enc(value_type)},"value":',
+        f',"unit":{enc(unit)},"timestamp":"',
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _flags_json(quality: int) -> str:
+    return _ENCODER.encode(Quality(quality).names)
 
 
 @dataclass(frozen=True, slots=True)
