@@ -97,3 +97,21 @@ def test_series_conserves_rows_for_any_points(tmp_path_factory: Any, offsets: li
         assert len(series.t) <= points
         assert min(series.vmin) == min(range(len(offsets))) and max(series.vmax) == len(offsets) - 1
         assert series.t == sorted(series.t)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_bucket_averages_are_rounded_to_six_places_by_the_database(
+    request: pytest.FixtureRequest, tmp_path: Any, backend: str
+) -> None:
+    from meterbridge.sinks.store import open_store
+
+    url = str(tmp_path / "s.sqlite") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
+    with open_store(url) as store:
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        values = [1, 2, 2, 10, 0, 0, 7, 7, 7]  # three buckets of three: 5/3, 10/3, 7
+        store.add([Reading("m", "k", v, "W", start + timedelta(seconds=i)) for i, v in enumerate(values)])
+        base = int(start.timestamp() * 1000)
+        series = History(store).series("m", "k", base, base + 9000, 3)
+        assert not series.raw and series.count == [3, 3, 3]
+        assert series.vavg == [1.666667, 3.333333, 7.0]
+        assert series.vmin == [1.0, 0.0, 7.0] and series.vmax == [2.0, 10.0, 7.0]

@@ -243,7 +243,8 @@ class History:
                     rows=rows,
                 )
             cur.execute(
-                self._sql(_AGGREGATE_SQL), (start_ms, width, meter_id, key, start_ms, end_ms, exclude)
+                self._sql(_AGGREGATE_SQL.format(avg=_AVG_SQL[self._store.dialect])),
+                (start_ms, width, meter_id, key, start_ms, end_ms, exclude),
             )
             buckets = cur.fetchall()
             unit = self._unit(cur, meter_id, key)
@@ -444,8 +445,13 @@ def _event_row(r: Sequence[Any]) -> EventRow:
     return EventRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6] or "", int(r[7]), bool(r[8]))
 
 
+#: averages to 6 decimal places, in the database: the float noise of avg is not information (and costs bytes)
+_AVG_SQL: Final = {
+    "sqlite": "round(avg(value_real), 6)",
+    "postgresql": "round(avg(value_real)::numeric, 6)::float8",
+}
 _AGGREGATE_SQL: Final = (
-    "SELECT (ts - ?) / ? AS bucket, count(value_real), min(value_real), max(value_real), avg(value_real) "
+    "SELECT (ts - ?) / ? AS bucket, count(value_real), min(value_real), max(value_real), {avg} "
     "FROM readings WHERE meter_id = ? AND key = ? AND ts >= ? AND ts < ? AND value_real IS NOT NULL "
     "AND (quality & ?) = 0 GROUP BY bucket ORDER BY bucket"
 )

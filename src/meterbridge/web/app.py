@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -139,8 +140,20 @@ class SecurityHeaders:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(json_bytes(data), status_code=status, media_type="application/json")
+
+
+def json_bytes(data: Any) -> bytes:
+    """Compact JSON: orjson (a plot's thousands of floats in a tenth of the time ``json`` takes), the
+    standard library for what orjson refuses (an integer beyond 64 bits); NaN and infinities become null."""
+    try:
+        return orjson.dumps(data, default=_refuse)
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _error(exc: Exception) -> Response:

@@ -403,16 +403,11 @@ def series_view(
     else:
         payload.update(
             min=series.vmin,
-            avg=list(map(_round, series.vavg)),
+            avg=series.vavg,
             max=series.vmax,
             count=series.count,
         )
     return series, payload
-
-
-def _round(value: float) -> float:
-    """Averages to 6 decimal places: the float noise of ``avg`` is not information (and costs bytes)."""
-    return round(value, 6)
 
 
 def series_csv(series: Series) -> str:
@@ -458,7 +453,7 @@ def series_csv(series: Series) -> str:
                     series.key,
                     series.count[i],
                     repr(series.vmin[i]),
-                    repr(_round(series.vavg[i])),
+                    repr(series.vavg[i]),
                     repr(series.vmax[i]),
                     series.unit or "",
                 ]
