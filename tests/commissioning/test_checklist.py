@@ -284,7 +284,7 @@ async def test_configured_mbus_bus_meters(tmp_path: Path) -> None:
 
     server = await serve_tcp(handler, "127.0.0.1", 0)
     config = parse_config(
-        f"buses:\n  - id: cellar\n    transport: tcp://127.0.0.1:{server.port}\n    timeout: 0.5\n"
+        f"buses:\n  - id: cellar\n    transport: tcp://127.0.0.1:{server.port}\n    extra_timeout: 0.1\n"
         "    retries: 1\n    scan: {mode: none}\n    meters:\n"
         "      - {address: 1, id: heat-1}\n      - {address: 2, id: water-2}\n      - {address: 3, id: gas-3}\n"
     )

@@ -173,3 +173,38 @@ def test_passwords_in_urls_are_not_echoed_in_errors() -> None:
         parse_config(text, "f.yaml")
     assert "hunter2secret" not in str(info.value) and "pw9secret" not in str(info.value)
     assert "f.yaml:3 sinks.mqtt.url: 'http://user:***@broker'" in str(info.value)
+
+
+async def test_a_buss_extra_timeout_reaches_its_master() -> None:
+    import asyncio
+    import types
+
+    from meterbridge.gateway.sources import build_sources
+
+    made: list[dict[str, Any]] = []
+
+    class Master:
+        def __init__(self, transport: Any, **options: Any) -> None:
+            made.append(options)
+            raise RuntimeError("enough")
+
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for extra, expected in (
+            ("", 0.1),
+            ("    extra_timeout: 0.35\n", 0.35),
+            ("    extra_timeout: 0\n", 0.0),
+        ):
+            config = parse_config(
+                f"buses:\n  - id: b\n    transport: tcp://127.0.0.1:{port}\n    retries: 4\n{extra}"
+            )
+            [source] = build_sources(config)
+            source.driver = types.SimpleNamespace(MBusMaster=Master)  # type: ignore[attr-defined]
+            with pytest.raises(RuntimeError, match="enough"):
+                await anext(source.stream())
+            assert made[-1]["extra_timeout"] == expected and made[-1]["retries"] == 4
+        with pytest.raises(ConfigError, match="timeout"):  # the old key is refused, not ignored
+            parse_config("buses:\n  - id: b\n    transport: tcp://127.0.0.1:1\n    timeout: 0.5\n")
+    finally:
+        server.close()

@@ -104,7 +104,6 @@ buses:
     transport: tcp://127.0.0.1:{mbus}
     baud: 2400
     interval: {interval:g}
-    timeout: 0.5
     scan:
       mode: primary
       addresses: "0-12"

@@ -36,11 +36,15 @@ __all__ = ["BUS_CHECK_INTERVAL_S", "ConfiguredInstallation"]
 BUS_CHECK_INTERVAL_S: Final = 2.0
 _MBUS_WINDOW_BITS: Final = 330  # EN 13757-2: latest start of a reply, in bit times (+ 50 ms)
 _MBUS_WINDOW_EXTRA_S: Final = 0.050
-_MBUS_TCP_LATENCY_S: Final = 0.1  # what the bus source adds for an M-Bus/TCP gateway
 _MBUS_LONGEST_FRAME: Final = 261  # a long frame: 4 header + 255 (L) + checksum + stop characters
 _MBUS_REQUEST: Final = 5  # a short frame (REQ_UD2, SND_NKE)
 _MBUS_CHAR_BITS: Final = 11  # 8E1 with start bit
 _FOLLOW_S: Final = 0.3  # readings of one meter that follow each other closer than this are one answer
+
+
+def _reply_window_s(bus: BusConfig) -> float:
+    """How long the bus source waits for a reply: the standard window plus the extra time."""
+    return _MBUS_WINDOW_BITS / bus.baud + _MBUS_WINDOW_EXTRA_S + bus.extra_reply_s
 
 
 class ConfiguredInstallation:
@@ -123,7 +127,7 @@ class ConfiguredInstallation:
                         "baud": bus.baud,
                         "interval_s": min(bus.interval, self.bus_interval),  # during the check
                         "configured_interval_s": bus.interval,
-                        "timeout_s": bus.timeout,
+                        "extra_timeout_s": bus.extra_reply_s,
                         "retries": bus.retries,
                         # a read waits for the meter's turn in the bus's round (polled every few seconds)
                         "reply_limit_s": self._round_s(bus),
@@ -135,16 +139,11 @@ class ConfiguredInstallation:
     def _round_s(self, bus: BusConfig) -> float:
         """The longest one round of the bus can take, so the longest a bus meter waits for its turn: the
         check's poll interval plus, for every listed meter and try, the request, the reply window (the
-        configured one or the standard one, whichever is longer) and the longest telegram, at the bus's
+        standard one plus the configured or default extra time) and the longest telegram, at the bus's
         baud rate."""
         char_s = _MBUS_CHAR_BITS / bus.baud
-        window = _MBUS_WINDOW_BITS / bus.baud + _MBUS_WINDOW_EXTRA_S
-        if bus.transport.startswith("tcp://"):
-            window += _MBUS_TCP_LATENCY_S
         # the selection (SND_NKE, answered by one E5) and the data request (REQ_UD2, a telegram)
-        exchange = (
-            2 * (_MBUS_REQUEST * char_s + max(bus.timeout, window)) + (_MBUS_LONGEST_FRAME + 1) * char_s
-        )
+        exchange = 2 * (_MBUS_REQUEST * char_s + _reply_window_s(bus)) + (_MBUS_LONGEST_FRAME + 1) * char_s
         return self.bus_interval + exchange * (bus.retries + 1) * max(1, len(bus.meters))
 
     def _listen_timeout(self, meter_id: str) -> float:
@@ -154,7 +153,7 @@ class ConfiguredInstallation:
             if any(bm.id == meter_id for bm in bus.meters):
                 scan = bus.scan
                 if scan.mode == "primary":
-                    scan_s = len(parse_addresses(scan.addresses)) * bus.timeout * (bus.retries + 1)
+                    scan_s = len(parse_addresses(scan.addresses)) * _reply_window_s(bus) * (bus.retries + 1)
                 else:
                     scan_s = 0.0 if scan.mode == "none" else 120.0
                 return 2 * self._round_s(bus) + scan_s

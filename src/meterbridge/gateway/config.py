@@ -289,11 +289,24 @@ class BusConfig(_Model):
     transport: Transport
     baud: int = Field(default=2400, gt=0)
     interval: float = Field(default=900.0, gt=0)
-    timeout: float = Field(default=0.5, gt=0, description="reply window per request, seconds")
-    retries: int = Field(default=2, ge=0, le=10)
+    extra_timeout: float | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="seconds added to the reply window of EN 13757-2 (330 bit times + 50 ms); "
+        "default 0.1 through a TCP gateway, else 0",
+    )
+    retries: int = Field(default=2, ge=0, le=10, description="repeats of a request that got no valid answer")
     scan: ScanConfig = Field(default_factory=ScanConfig)
     collisions_max: int = Field(default=3, ge=0, description="collisions per scan before a quality event")
     meters: list[BusMeterConfig] = Field(default_factory=list)
+
+    @property
+    def extra_reply_s(self) -> float:
+        """``extra_timeout``, or its default: 0.1 s through a TCP gateway (its own latency), else 0."""
+        if self.extra_timeout is not None:
+            return self.extra_timeout
+        return 0.1 if self.transport.startswith("tcp://") else 0.0
 
 
 class QualityConfig(_Model):
@@ -620,7 +633,7 @@ buses:
     transport: serial:///dev/serial/by-id/usb-mbus-master
     baud: 2400
     interval: 900              # seconds between reads of every meter on the bus
-    timeout: 0.5               # reply window per request
+    extra_timeout: 0           # seconds added to the standard reply window (default: 0.1 via tcp://, else 0)
     retries: 2
     collisions_max: 3          # collisions in a scan before a bus_collisions quality event
     scan:

@@ -606,9 +606,9 @@ class MBusBusSource:
         line = LineSettings(cfg.baud, 8, Parity.EVEN, 1)
         transport = await open_transport(cfg.transport, line=line)
         try:
-            # a TCP gateway adds its own latency to the reply window (as `meterbridge scan` does)
-            extra = 0.1 if cfg.transport.startswith("tcp://") else 0.0
-            master = self.driver.MBusMaster(transport, line=line, retries=cfg.retries, extra_timeout=extra)
+            master = self.driver.MBusMaster(
+                transport, line=line, retries=cfg.retries, extra_timeout=cfg.extra_reply_s
+            )
             next_scan = loop.time() if cfg.scan.mode != "none" else float("inf")
             while True:
                 started = loop.time()
