@@ -304,3 +304,40 @@ async def test_configured_mbus_bus_meters(tmp_path: Path) -> None:
     assert all(int(d.split("; ")[1].split()[0]) > 5 for d in counts.values()), counts  # whole telegrams
     docs = {f.subject: f for f in items["documentation"].findings}
     assert docs["heat-1"].status == "pass" and docs["heat-1"].figures["serial"]
+
+
+async def test_configured_bus_check_covers_the_meters_its_scan_finds(tmp_path: Path) -> None:
+    """The installer lists one meter of three and lets the bus scan: the check reads all three, under the
+    ids the gateway gives the two it found, and documents them."""
+    import asyncio
+
+    from meterbridge.simulator.mbus import build_bus
+    from meterbridge.transports.sockets import serve_tcp
+
+    bus = build_bus(3, seed=4)
+    lock = asyncio.Lock()
+
+    async def handler(transport: Any) -> None:
+        async with lock:
+            await bus.serve(transport)
+
+    server = await serve_tcp(handler, "127.0.0.1", 0)
+    config = parse_config(
+        f"buses:\n  - id: cellar\n    transport: tcp://127.0.0.1:{server.port}\n    retries: 1\n"
+        '    scan: {mode: primary, addresses: "0-5"}\n    meters:\n      - {address: 1, id: heat-1}\n'
+    )
+    installation = ConfiguredInstallation(config, bus_interval=0.3)
+    try:
+        report, _, _ = await run_checklist(installation, tmp_path, only=["communication", "documentation"])
+    finally:
+        await installation.aclose()
+        await server.close()
+    items = by_item(report)
+    comm = {f.subject: f.status for f in items["communication"].findings if f.subject != "cellar"}
+    assert len(comm) == 3 and "heat-1" in comm, comm
+    assert set(comm.values()) == {"pass"}, items["communication"].findings
+    found = sorted(set(comm) - {"heat-1"})
+    params = installation.parameters()
+    assert [params[m]["found_by_scan"] for m in found] == [True, True] and not params["heat-1"]["found_by_scan"]
+    docs = {f.subject: f for f in items["documentation"].findings}
+    assert all(docs[m].figures["serial"] for m in found)

@@ -48,6 +48,9 @@ async def run_checklist(
     store_path = Path(scratch.name) / "check.sqlite"
     store = open_store(str(store_path))
     try:
+        discover = getattr(installation, "discover", None)
+        if discover is not None:  # a bus that scans: the meters it finds are checked too
+            await discover()
         for meter in installation.meters():
             store.upsert_meter(meter)
         ctx = items.Context(
