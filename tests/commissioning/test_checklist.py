@@ -338,6 +338,8 @@ async def test_configured_bus_check_covers_the_meters_its_scan_finds(tmp_path: P
     assert set(comm.values()) == {"pass"}, items["communication"].findings
     found = sorted(set(comm) - {"heat-1"})
     params = installation.parameters()
-    assert [params[m]["found_by_scan"] for m in found] == [True, True] and not params["heat-1"]["found_by_scan"]
+    assert [params[m]["found_by_scan"] for m in found] == [True, True] and not params["heat-1"][
+        "found_by_scan"
+    ]
     docs = {f.subject: f for f in items["documentation"].findings}
     assert all(docs[m].figures["serial"] for m in found)
