@@ -8,7 +8,8 @@ Each of ``--meters`` simulated meters is a source that yields ``--registers`` re
 voltages, currents, frequency, power factor, THD: the E450's push list) per round, ``--rounds`` rounds.
 Every reading goes through the real pipeline: the validator (plausibility, monotonic counters, quality
 bands), ``SqliteStore.add`` (WAL, readings + outbox in one transaction) and ``MqttSink`` (fleet stream,
-QoS 1; a reading is confirmed in the outbox only after its PUBACK). The time runs until the outbox is empty.
+QoS 1; a reading is confirmed in the outbox only after its PUBACK). The time runs until the sink has
+confirmed every reading (its own count, read without touching the store; the outbox is then checked empty).
 
 The reference publishes the same fleet-stream payloads (``mqtt_topics.reading_payload`` of each reading, to
 the same topics, encoded before its clock starts) from one paho-mqtt 2 client with ``loop_start`` at QoS 1
