@@ -264,25 +264,31 @@ async def test_configured_optical_meter_on_a_pty(tmp_path: Path) -> None:
     }
 
 
-async def test_configured_mbus_bus_meters(tmp_path: Path) -> None:
-    """Meters of a configured wired M-Bus, read through the gateway's bus source from the M-Bus simulator
-    (a transparent M-Bus/TCP gateway): each answers with all its records; one silent meter fails (when
-    its turn in the bus round passed, not after a timeout). One retry: the simulator streams its replies at
-    the line's pace in this same event loop, and on a loaded machine a stall longer than the master's
-    inter-character gap cuts a reply (the retry repeats the telegram in the same turn)."""
+async def bus_over_tcp(meters: int, **options: Any) -> Any:
+    """A simulated M-Bus of ``meters`` slaves behind a transparent M-Bus/TCP gateway (one client at a
+    time); ``.port``, ``await .close()``."""
     import asyncio
 
     from meterbridge.simulator.mbus import build_bus
     from meterbridge.transports.sockets import serve_tcp
 
-    bus = build_bus(3, seed=1, silent=[2])
+    bus = build_bus(meters, **options)
     lock = asyncio.Lock()
 
     async def handler(transport: Any) -> None:
         async with lock:
             await bus.serve(transport)
 
-    server = await serve_tcp(handler, "127.0.0.1", 0)
+    return await serve_tcp(handler, "127.0.0.1", 0)
+
+
+async def test_configured_mbus_bus_meters(tmp_path: Path) -> None:
+    """Meters of a configured wired M-Bus, read through the gateway's bus source from the M-Bus simulator
+    (a transparent M-Bus/TCP gateway): each answers with all its records; one silent meter fails (when
+    its turn in the bus round passed, not after a timeout). One retry: the simulator streams its replies at
+    the line's pace in this same event loop, and on a loaded machine a stall longer than the master's
+    inter-character gap cuts a reply (the retry repeats the telegram in the same turn)."""
+    server = await bus_over_tcp(3, seed=1, silent=[2])
     config = parse_config(
         f"buses:\n  - id: cellar\n    transport: tcp://127.0.0.1:{server.port}\n    extra_timeout: 0.1\n"
         "    retries: 1\n    scan: {mode: none}\n    meters:\n"
@@ -309,19 +315,7 @@ async def test_configured_mbus_bus_meters(tmp_path: Path) -> None:
 async def test_configured_bus_check_covers_the_meters_its_scan_finds(tmp_path: Path) -> None:
     """The installer lists one meter of three and lets the bus scan: the check reads all three, under the
     ids the gateway gives the two it found, and documents them."""
-    import asyncio
-
-    from meterbridge.simulator.mbus import build_bus
-    from meterbridge.transports.sockets import serve_tcp
-
-    bus = build_bus(3, seed=4)
-    lock = asyncio.Lock()
-
-    async def handler(transport: Any) -> None:
-        async with lock:
-            await bus.serve(transport)
-
-    server = await serve_tcp(handler, "127.0.0.1", 0)
+    server = await bus_over_tcp(3, seed=4)
     config = parse_config(
         f"buses:\n  - id: cellar\n    transport: tcp://127.0.0.1:{server.port}\n    retries: 1\n"
         '    scan: {mode: primary, addresses: "0-5"}\n    meters:\n      - {address: 1, id: heat-1}\n'

@@ -374,6 +374,16 @@ async def test_sink_takes_the_stored_batches_from_memory(store: Store) -> None:
     assert counting.pending_calls < len({i // sink.batch_size for i, _ in sink.published})
 
 
+async def drain(sink: BaseSink, store: Store, stop: asyncio.Event) -> None:
+    """Run ``sink`` until its outbox is empty."""
+    task = asyncio.create_task(sink.run(store, stop))
+    async with asyncio.timeout(10):
+        while store.outbox_depth(sink.name):
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+
+
 def _sink_over(store: Store, **attrs: int) -> tuple[RecordingSink, asyncio.Event]:
     sink = RecordingSink()
     for name, value in attrs.items():
@@ -387,12 +397,7 @@ async def test_memory_overflow_falls_back_to_the_outbox_in_order(store: Store) -
     for start in range(0, 500, 50):  # the gateway stores and hands over faster than the sink runs
         batch = [energy("m1", n) for n in range(start, start + 50)]
         sink.wake(list(zip(store.add(batch), batch, strict=True)))
-    task = asyncio.create_task(sink.run(store, stop))
-    async with asyncio.timeout(10):
-        while store.outbox_depth("rec"):
-            await asyncio.sleep(0.01)
-    stop.set()
-    await task
+    await drain(sink, store, stop)
     ids = [i for i, _ in sink.published]
     assert ids == sorted(set(ids)) and len(ids) == 500  # each once, in order: memory, then the outbox
     assert [r.value for _, r in sink.published] == [1000 + n for n in range(500)]
@@ -404,12 +409,7 @@ async def test_entries_stored_before_the_hand_over_are_read_back_first(store: St
     store.add(older)
     newer = [energy("m1", n) for n in range(30, 60)]
     sink.wake(list(zip(store.add(newer), newer, strict=True)))  # memory starts after a gap
-    task = asyncio.create_task(sink.run(store, stop))
-    async with asyncio.timeout(10):
-        while store.outbox_depth("rec"):
-            await asyncio.sleep(0.01)
-    stop.set()
-    await task
+    await drain(sink, store, stop)
     assert [r.value for _, r in sink.published] == [1000 + n for n in range(60)]
 
 
@@ -417,10 +417,5 @@ async def test_a_failed_batch_taken_from_memory_is_sent_again_from_the_outbox(st
     sink, stop = _sink_over(store, fail_first=2)
     batch = [energy("m1", n) for n in range(120)]
     sink.wake(list(zip(store.add(batch), batch, strict=True)))
-    task = asyncio.create_task(sink.run(store, stop))
-    async with asyncio.timeout(10):
-        while store.outbox_depth("rec"):
-            await asyncio.sleep(0.01)
-    stop.set()
-    await task
+    await drain(sink, store, stop)
     assert [r.value for _, r in sink.published] == [1000 + n for n in range(120)]

@@ -123,16 +123,20 @@ _keys = st.one_of(
 )
 
 
+#: the fields of a reading of the fleet stream, for the property tests below
+_READING_FIELDS = {
+    "value": _values,
+    "key": _keys,
+    "seq": st.integers(0, 2**62),
+    "quality": st.integers(0, 127),
+    "meter": st.text(min_size=1, max_size=12),
+    "unit": st.none() | st.sampled_from(["Wh", "kWh", "V", "m³", "°C"]),
+    "when": st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
+}
+
+
 @settings(max_examples=200, deadline=None)
-@given(
-    value=_values,
-    key=_keys,
-    seq=st.integers(0, 2**62),
-    quality=st.integers(0, 127),
-    meter=st.text(min_size=1, max_size=12),
-    unit=st.none() | st.sampled_from(["Wh", "kWh", "V", "m³", "°C"]),
-    when=st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
-)
+@given(**_READING_FIELDS)
 def test_reading_payload_is_the_compact_json_of_its_fields(
     value, key, seq, quality, meter, unit, when
 ) -> None:
@@ -158,15 +162,7 @@ def test_reading_payload_is_the_compact_json_of_its_fields(
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    value=_values,
-    key=_keys,
-    seq=st.integers(0, 2**62),
-    quality=st.integers(0, 127),
-    meter=st.text(min_size=1, max_size=12),
-    unit=st.none() | st.sampled_from(["Wh", "kWh", "V", "m³", "°C"]),
-    when=st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
-)
+@given(**_READING_FIELDS)
 def test_reading_payload_round_trip(value, key, seq, quality, meter, unit, when) -> None:
     r = Reading(meter, key, value, unit, when, Quality(quality), "n")
     fleet = decode_reading_payload(reading_payload("gw", seq, r))
