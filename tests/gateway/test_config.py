@@ -188,7 +188,11 @@ async def test_a_buss_extra_timeout_reaches_its_master() -> None:
             made.append(options)
             raise RuntimeError("enough")
 
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         for extra, expected in (
@@ -208,3 +212,4 @@ async def test_a_buss_extra_timeout_reaches_its_master() -> None:
             parse_config("buses:\n  - id: b\n    transport: tcp://127.0.0.1:1\n    timeout: 0.5\n")
     finally:
         server.close()
+        await server.wait_closed()
