@@ -95,32 +95,57 @@ def status(
         }
         typer.echo(json.dumps(data, indent=2))
         return
+    # one line per meter: ids, ages and counts keep their width (they are what one looks up); long names
+    # and addresses are cut short when the terminal is narrow (``--json`` has them whole)
     console = Console()
-    table = Table(title=f"meters ({redact_url(str(url))})")
-    for col in ("meter", "name", "protocol", "address", "last reading", "registers", "flagged"):
-        table.add_column(col)
+    rows = []
     for m in meters:
         regs = latest[m.id]
-        table.add_row(
-            m.id,
-            m.name or "",
-            m.protocol or "",
-            m.address or "",
-            _age(m.last_seen, now),
-            str(len(regs)),
-            str(sum(1 for r in regs.values() if not publishable(r))),
+        flagged = sum(1 for r in regs.values() if not publishable(r))
+        rows.append(
+            (
+                m.id,
+                m.name or "",
+                m.protocol or "",
+                m.address or "",
+                _age(m.last_seen, now),
+                f"{len(regs)}" + (f" ({flagged} flagged)" if flagged else ""),
+            )
         )
+    headers = ("meter", "name", "protocol", "address", "last reading", "registers")
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    # what the terminal leaves for name and address (two spaces between columns)
+    room = console.width - 2 * (len(headers) - 1) - sum(w for i, w in enumerate(widths) if i not in (1, 3))
+    name_w = max(4, min(widths[1], room // 3))
+    address_w = max(7, min(widths[3], room - name_w))
+    name_w = max(4, min(widths[1], room - address_w))
+    table = Table(
+        title=f"meters ({redact_url(str(url))})",
+        box=None,
+        padding=(0, 1),
+        pad_edge=False,
+        title_justify="left",
+        header_style="bold",
+    )
+    for header in headers:
+        table.add_column(header, no_wrap=True, justify="right" if header == "registers" else "left")
+    for row in rows:
+        table.add_row(row[0], _cut(row[1], name_w), row[2], _cut(row[3], address_w), row[4], row[5])
     console.print(table)
     if active:
-        ptable = Table(title="active problems")
-        for col in ("meter", "kind", "register", "since", "message"):
-            ptable.add_column(col)
+        console.print("active problems:")
         for e in active:
-            ptable.add_row(e.meter_id, e.kind, e.key or "", _age(e.timestamp, now), e.message)
-        console.print(ptable)
+            where = f" {e.key}" if e.key else ""
+            console.print(
+                f"  {e.meter_id} {e.kind}{where}, {_age(e.timestamp, now)}: {e.message}", highlight=False
+            )
     else:
         console.print("no active problems")
     if depths:
         console.print("outbox: " + ", ".join(f"{name} {depth} waiting" for name, depth in depths.items()))
     else:
         console.print("outbox: no sink registered")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
