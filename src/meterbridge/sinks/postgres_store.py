@@ -13,7 +13,6 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,19 +20,14 @@ import psycopg
 from psycopg import sql
 
 from meterbridge.errors import ConfigError
-from meterbridge.obis import ObisCode
 from meterbridge.readings import Reading
+from meterbridge.sinks.sql_store import SqlStore, event_row
 from meterbridge.sinks.store import (
     SCHEMA_VERSION,
-    MeterInfo,
     QualityEvent,
-    Store,
     StoreError,
-    from_epoch_ms,
-    reading_from_row,
     reading_row,
     redact_url,
-    to_epoch_ms,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore", "split_schema"]
@@ -88,8 +82,6 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
-_READING_COLUMNS: Final = "meter_id, key, ts, value, value_type, unit, quality, name"
-_METER_FIELDS: Final = ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware")
 _LATEST_TEMPLATE: Final = (
     "WITH RECURSIVE k(key) AS (SELECT min(key) FROM readings WHERE meter_id = %s "
     "UNION ALL SELECT (SELECT min(r.key) FROM readings r WHERE r.meter_id = %s AND r.key > k.key) "
@@ -131,10 +123,13 @@ def _redacted(url: str) -> str:
     return redact_url(url)
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """``Store`` on PostgreSQL."""
 
     dialect = "postgresql"
+    LAST_SEEN_SQL = "nullif(greatest(coalesce(excluded.last_seen, 0), coalesce(meters.last_seen, 0)), 0)"
+    LATEST_SQL = _LATEST_SQL
+    LATEST_OK_SQL = _LATEST_OK_SQL
 
     def __init__(self, url: str) -> None:
         self._dsn, self.schema = split_schema(url)
@@ -181,23 +176,16 @@ class PostgresStore(Store):
             except psycopg.OperationalError as exc:
                 raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
 
-    def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _statement(self, text: str) -> bytes:
+        return text.replace("?", "%s").encode()  # bytes: a query psycopg takes as it is
+
+    def _query(self, statement: Any, params: Sequence[Any] = ()) -> list[Any]:
+        if isinstance(statement, str):
+            statement = statement.encode()
         with self._transaction() as cur:
-            return cur.execute(query.encode(), params).fetchall()
+            return cur.execute(statement, params).fetchall()
 
     # ------------------------------------------------------------ sinks and outbox
-
-    def register_sink(self, name: str) -> None:
-        if not name:
-            raise ValueError("sink name must not be empty")
-        with self._transaction() as cur:
-            cur.execute(
-                "INSERT INTO sinks (name, registered_ms) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, to_epoch_ms(datetime.now(UTC))),
-            )
-
-    def sinks(self) -> list[str]:
-        return [row[0] for row in self._query("SELECT name FROM sinks ORDER BY name")]
 
     def add(self, readings: Sequence[Reading]) -> list[int]:
         if not readings:
@@ -223,15 +211,6 @@ class PostgresStore(Store):
             )
         return ids
 
-    def pending(self, sink: str, limit: int = 500, after: int = 0) -> list[tuple[int, Reading]]:
-        rows = self._query(
-            f"SELECT r.id, {', '.join('r.' + c.strip() for c in _READING_COLUMNS.split(','))}"
-            " FROM outbox o JOIN readings r ON r.id = o.reading_id"
-            " WHERE o.sink = %s AND o.reading_id > %s ORDER BY o.reading_id LIMIT %s",
-            (sink, after, limit),
-        )
-        return [(int(row[0]), reading_from_row(*row[1:])) for row in rows]
-
     def confirm(self, sink: str, ids: Sequence[int]) -> None:
         if not ids:
             return
@@ -241,11 +220,6 @@ class PostgresStore(Store):
                 (sink, [int(i) for i in ids]),
             )
 
-    def outbox_depth(self, sink: str | None = None) -> int:
-        if sink is None:
-            return int(self._query("SELECT count(*) FROM outbox")[0][0])
-        return int(self._query("SELECT count(*) FROM outbox WHERE sink = %s", (sink,))[0][0])
-
     # ------------------------------------------------------------ events
 
     def add_event(self, event: QualityEvent) -> int:
@@ -253,170 +227,9 @@ class PostgresStore(Store):
             row = cur.execute(
                 "INSERT INTO events (meter_id, kind, key, value, threshold, message, ts, active)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    event.meter_id,
-                    event.kind,
-                    event.key,
-                    None if event.value is None else str(event.value),
-                    None if event.threshold is None else str(event.threshold),
-                    event.message,
-                    to_epoch_ms(event.timestamp),
-                    int(event.active),
-                ),
+                event_row(event),
             ).fetchone()
         return int(row[0]) if row else 0
-
-    def events(
-        self,
-        since: datetime | None = None,
-        meter: str | None = None,
-        kind: str | None = None,
-        limit: int = 100,
-        active: bool | None = None,
-    ) -> list[QualityEvent]:
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("ts >= %s")
-            params.append(to_epoch_ms(since))
-        if meter is not None:
-            where.append("meter_id = %s")
-            params.append(meter)
-        if kind is not None:
-            where.append("kind = %s")
-            params.append(kind)
-        if active is not None:
-            where.append("active = %s")
-            params.append(int(active))
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._query(
-            "SELECT meter_id, kind, key, value, threshold, message, ts, active FROM events"
-            f"{clause} ORDER BY ts DESC, id DESC LIMIT %s",
-            (*params, limit),
-        )
-        return [
-            QualityEvent(
-                meter_id=r[0],
-                kind=r[1],
-                key=r[2],
-                value=r[3],
-                threshold=r[4],
-                message=r[5],
-                timestamp=from_epoch_ms(r[6]),
-                active=bool(r[7]),
-            )
-            for r in rows
-        ]
-
-    # ------------------------------------------------------------ inventory
-
-    def upsert_meters(self, meters: Sequence[MeterInfo]) -> None:
-        if not meters:
-            return
-        rows = [
-            (
-                meter.id,
-                *(getattr(meter, f) for f in _METER_FIELDS),
-                None if meter.last_seen is None else to_epoch_ms(meter.last_seen),
-            )
-            for meter in meters
-        ]
-        with self._transaction() as cur:
-            cur.executemany(
-                f"INSERT INTO meters (id, {', '.join(_METER_FIELDS)}, last_seen)"
-                f" VALUES (%s, {', '.join('%s' for _ in _METER_FIELDS)}, %s)"
-                " ON CONFLICT (id) DO UPDATE SET "
-                + ", ".join(f"{f} = coalesce(excluded.{f}, meters.{f})" for f in _METER_FIELDS)
-                + ", last_seen = nullif(greatest(coalesce(excluded.last_seen, 0),"
-                " coalesce(meters.last_seen, 0)), 0)",
-                rows,
-            )
-
-    def meters(self) -> list[MeterInfo]:
-        rows = self._query(f"SELECT id, {', '.join(_METER_FIELDS)}, last_seen FROM meters ORDER BY id")
-        return [
-            MeterInfo(
-                id=row[0],
-                **dict(zip(_METER_FIELDS, row[1:-1], strict=True)),
-                last_seen=None if not row[-1] else from_epoch_ms(row[-1]),
-            )
-            for row in rows
-        ]
-
-    # ------------------------------------------------------------ readings
-
-    def latest(self, meter_id: str, *, ok_only: bool = False) -> dict[str, Reading]:
-        # index seeks only, however long the history: the meter's keys by skipping through the
-        # (meter_id, key, ts) index, then per key its newest row (backward index scan, LIMIT 1)
-        rows = self._query(_LATEST_OK_SQL if ok_only else _LATEST_SQL, (meter_id, meter_id, meter_id))
-        return {row[1]: reading_from_row(*row) for row in rows}
-
-    @staticmethod
-    def _reading_filter(
-        meter_id: str | None,
-        key: ObisCode | str | None,
-        start: datetime | None,
-        end: datetime | None,
-    ) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if meter_id is not None:
-            where.append("meter_id = %s")
-            params.append(meter_id)
-        if key is not None:
-            where.append("key = %s")
-            params.append(str(key))
-        if start is not None:
-            where.append("ts >= %s")
-            params.append(to_epoch_ms(start))
-        if end is not None:
-            where.append("ts < %s")
-            params.append(to_epoch_ms(end))
-        return (f" WHERE {' AND '.join(where)}" if where else ""), params
-
-    def readings(
-        self,
-        meter_id: str | None = None,
-        key: ObisCode | str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[Reading]:
-        clause, params = self._reading_filter(meter_id, key, start, end)
-        query = f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id"
-        if limit is not None:
-            query += " LIMIT %s"
-            params.append(limit)
-        return [reading_from_row(*row) for row in self._query(query, params)]
-
-    def iter_readings(
-        self,
-        meter_id: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> Iterator[Reading]:
-        clause, params = self._reading_filter(meter_id, None, start, end)
-        with (
-            self.read_connection() as conn,
-            conn.transaction(),
-            conn.cursor(name="meterbridge_export") as cur,
-        ):
-            cur.itersize = 2000
-            cur.execute(f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id".encode(), params)
-            for row in cur:
-                yield reading_from_row(*row)
-
-    def prune(self, before: datetime) -> int:
-        cutoff = to_epoch_ms(before)
-        with self._transaction() as cur:
-            cur.execute(
-                "DELETE FROM readings r WHERE r.ts < %s AND NOT EXISTS"
-                " (SELECT 1 FROM outbox o WHERE o.reading_id = r.id)",
-                (cutoff,),
-            )
-            removed = cur.rowcount
-            cur.execute("DELETE FROM events WHERE ts < %s", (cutoff,))
-        return int(removed)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -427,6 +240,16 @@ class PostgresStore(Store):
             yield conn
         finally:
             conn.close()
+
+    def _stream(self, text: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        with (
+            self.read_connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="meterbridge_export") as cur,
+        ):
+            cur.itersize = 2000
+            cur.execute(self._statement(text), params)
+            yield from cur
 
     def close(self) -> None:
         with self._lock:

@@ -15,23 +15,17 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from meterbridge.obis import ObisCode
 from meterbridge.readings import Reading
+from meterbridge.sinks.sql_store import SqlStore, event_row
 from meterbridge.sinks.store import (
     SCHEMA_VERSION,
-    MeterInfo,
     QualityEvent,
-    Store,
     StoreError,
-    from_epoch_ms,
     id_runs,
-    reading_from_row,
     reading_row,
-    to_epoch_ms,
 )
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
@@ -86,8 +80,6 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
-_READING_COLUMNS: Final = "meter_id, key, ts, value, value_type, unit, quality, name"
-_METER_FIELDS: Final = ("name", "kind", "protocol", "address", "serial", "manufacturer", "firmware")
 _LATEST_TEMPLATE: Final = (
     "WITH RECURSIVE k(key) AS (SELECT min(key) FROM readings WHERE meter_id = ? "
     "UNION ALL SELECT (SELECT min(r.key) FROM readings r WHERE r.meter_id = ? AND r.key > k.key) "
@@ -100,35 +92,8 @@ _LATEST_SQL: Final = _LATEST_TEMPLATE.format(ok="")
 _LATEST_OK_SQL: Final = _LATEST_TEMPLATE.format(ok=" AND l.quality = 0")
 
 
-def _event_from_row(row: Sequence[Any]) -> QualityEvent:
-    meter_id, kind, key, value, threshold, message, ts, active = row
-    return QualityEvent(
-        meter_id=meter_id,
-        kind=kind,
-        key=key,
-        value=value,
-        threshold=threshold,
-        message=message,
-        timestamp=from_epoch_ms(ts),
-        active=bool(active),
-    )
-
-
-def event_row(event: QualityEvent) -> tuple[Any, ...]:
-    return (
-        event.meter_id,
-        event.kind,
-        event.key,
-        None if event.value is None else str(event.value),
-        None if event.threshold is None else str(event.threshold),
-        event.message,
-        to_epoch_ms(event.timestamp),
-        int(event.active),
-    )
-
-
-#: rows per INSERT statement (9 parameters each; SQLite allows 32,766 since 3.32)
-_INSERT_CHUNK: Final = 500
+#: rows per INSERT statement: 9 parameters each, at most 32,766 parameters since SQLite 3.32, 999 before
+_INSERT_CHUNK: Final = 500 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // 9
 
 
 @functools.lru_cache(maxsize=8)
@@ -139,10 +104,14 @@ def _insert_sql(rows: int) -> str:
     )
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """``Store`` on one SQLite file (or ``":memory:"``)."""
 
     dialect = "sqlite"
+    LAST_SEEN_SQL = "max(coalesce(excluded.last_seen, 0), coalesce(meters.last_seen, 0))"
+    # the newest row per key: ts, then id (the index ends in the rowid)
+    LATEST_SQL = _LATEST_SQL
+    LATEST_OK_SQL = _LATEST_OK_SQL
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
@@ -203,25 +172,13 @@ class SqliteStore(Store):
             finally:
                 cur.close()
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _query(self, statement: Any, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             if self._closed:
                 raise StoreError(f"SQLite store {self.path!r} is closed")
-            return self._conn.execute(sql, params).fetchall()
+            return self._conn.execute(statement, params).fetchall()
 
     # ------------------------------------------------------------ sinks and outbox
-
-    def register_sink(self, name: str) -> None:
-        if not name:
-            raise ValueError("sink name must not be empty")
-        with self._transaction() as cur:
-            cur.execute(
-                "INSERT OR IGNORE INTO sinks (name, registered_ms) VALUES (?, ?)",
-                (name, to_epoch_ms(datetime.now().astimezone())),
-            )
-
-    def sinks(self) -> list[str]:
-        return [row[0] for row in self._query("SELECT name FROM sinks ORDER BY name")]
 
     def add(self, readings: Sequence[Reading]) -> list[int]:
         if not readings:
@@ -241,15 +198,6 @@ class SqliteStore(Store):
             )
         return list(range(first, last + 1))
 
-    def pending(self, sink: str, limit: int = 500, after: int = 0) -> list[tuple[int, Reading]]:
-        rows = self._query(
-            f"SELECT r.id, {', '.join('r.' + c.strip() for c in _READING_COLUMNS.split(','))}"
-            " FROM outbox o JOIN readings r ON r.id = o.reading_id"
-            " WHERE o.sink = ? AND o.reading_id > ? ORDER BY o.reading_id LIMIT ?",
-            (sink, after, limit),
-        )
-        return [(row[0], reading_from_row(*row[1:])) for row in rows]
-
     def confirm(self, sink: str, ids: Sequence[int]) -> None:
         if not ids:
             return
@@ -258,11 +206,6 @@ class SqliteStore(Store):
                 "DELETE FROM outbox WHERE sink = ? AND reading_id BETWEEN ? AND ?",
                 [(sink, first, last) for first, last in id_runs(ids)],
             )
-
-    def outbox_depth(self, sink: str | None = None) -> int:
-        if sink is None:
-            return int(self._query("SELECT count(*) FROM outbox")[0][0])
-        return int(self._query("SELECT count(*) FROM outbox WHERE sink = ?", (sink,))[0][0])
 
     # ------------------------------------------------------------ events
 
@@ -274,141 +217,6 @@ class SqliteStore(Store):
                 event_row(event),
             )
             return int(cur.lastrowid or 0)
-
-    def events(
-        self,
-        since: datetime | None = None,
-        meter: str | None = None,
-        kind: str | None = None,
-        limit: int = 100,
-        active: bool | None = None,
-    ) -> list[QualityEvent]:
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(to_epoch_ms(since))
-        if meter is not None:
-            where.append("meter_id = ?")
-            params.append(meter)
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if active is not None:
-            where.append("active = ?")
-            params.append(int(active))
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._query(
-            "SELECT meter_id, kind, key, value, threshold, message, ts, active FROM events"
-            f"{clause} ORDER BY ts DESC, id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [_event_from_row(row) for row in rows]
-
-    # ------------------------------------------------------------ inventory
-
-    def upsert_meters(self, meters: Sequence[MeterInfo]) -> None:
-        if not meters:
-            return
-        rows = [
-            (
-                meter.id,
-                *(getattr(meter, f) for f in _METER_FIELDS),
-                None if meter.last_seen is None else to_epoch_ms(meter.last_seen),
-            )
-            for meter in meters
-        ]
-        with self._transaction() as cur:
-            cur.executemany(
-                f"INSERT INTO meters (id, {', '.join(_METER_FIELDS)}, last_seen)"
-                f" VALUES (?, {', '.join('?' for _ in _METER_FIELDS)}, ?)"
-                f" ON CONFLICT (id) DO UPDATE SET "
-                + ", ".join(f"{f} = coalesce(excluded.{f}, meters.{f})" for f in _METER_FIELDS)
-                + ", last_seen = max(coalesce(excluded.last_seen, 0), coalesce(meters.last_seen, 0))",
-                rows,
-            )
-
-    def meters(self) -> list[MeterInfo]:
-        rows = self._query(f"SELECT id, {', '.join(_METER_FIELDS)}, last_seen FROM meters ORDER BY id")
-        return [
-            MeterInfo(
-                id=row[0],
-                **dict(zip(_METER_FIELDS, row[1:-1], strict=True)),
-                last_seen=None if not row[-1] else from_epoch_ms(row[-1]),
-            )
-            for row in rows
-        ]
-
-    # ------------------------------------------------------------ readings
-
-    def latest(self, meter_id: str, *, ok_only: bool = False) -> dict[str, Reading]:
-        # index seeks only, however long the history: the meter's keys by skipping through the
-        # (meter_id, key, ts) index, then per key its newest row (ts, then id: the index ends in the rowid)
-        rows = self._query(_LATEST_OK_SQL if ok_only else _LATEST_SQL, (meter_id, meter_id, meter_id))
-        return {row[1]: reading_from_row(*row) for row in rows}
-
-    def _reading_filter(
-        self,
-        meter_id: str | None,
-        key: ObisCode | str | None,
-        start: datetime | None,
-        end: datetime | None,
-    ) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if meter_id is not None:
-            where.append("meter_id = ?")
-            params.append(meter_id)
-        if key is not None:
-            where.append("key = ?")
-            params.append(str(key))
-        if start is not None:
-            where.append("ts >= ?")
-            params.append(to_epoch_ms(start))
-        if end is not None:
-            where.append("ts < ?")
-            params.append(to_epoch_ms(end))
-        return (f" WHERE {' AND '.join(where)}" if where else ""), params
-
-    def readings(
-        self,
-        meter_id: str | None = None,
-        key: ObisCode | str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[Reading]:
-        clause, params = self._reading_filter(meter_id, key, start, end)
-        sql = f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [reading_from_row(*row) for row in self._query(sql, params)]
-
-    def iter_readings(
-        self,
-        meter_id: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> Iterator[Reading]:
-        clause, params = self._reading_filter(meter_id, None, start, end)
-        with self.read_connection() as conn:
-            cursor = conn.execute(f"SELECT {_READING_COLUMNS} FROM readings{clause} ORDER BY ts, id", params)
-            while batch := cursor.fetchmany(2000):
-                for row in batch:
-                    yield reading_from_row(*row)
-
-    def prune(self, before: datetime) -> int:
-        cutoff = to_epoch_ms(before)
-        with self._transaction() as cur:
-            cur.execute(
-                "DELETE FROM readings WHERE ts < ? AND NOT EXISTS"
-                " (SELECT 1 FROM outbox o WHERE o.reading_id = readings.id)",
-                (cutoff,),
-            )
-            removed = cur.rowcount
-            cur.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
-        return int(removed)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -425,6 +233,12 @@ class SqliteStore(Store):
             yield conn
         finally:
             conn.close()
+
+    def _stream(self, text: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        with self.read_connection() as conn:
+            cursor = conn.execute(text, params)
+            while batch := cursor.fetchmany(2000):
+                yield from batch
 
     def close(self) -> None:
         with self._lock:
