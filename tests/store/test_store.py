@@ -364,3 +364,59 @@ def test_redact_url() -> None:
     assert redact_url("host=h password=abc dbname=x") == "host=h password=*** dbname=x"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact_url("var/x.sqlite") == "var/x.sqlite"
+
+
+def test_a_schema_1_sqlite_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    from meterbridge.sinks.sqlite_store import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality)"
+        " VALUES ('m1', '1-0:1.8.0.255', 1000, '7', 7.0, 'int', 'Wh', 0)"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with open_store(str(path)) as s:
+        assert [(x.meter_id, x.value) for x in s.readings()] == [("m1", 7)]
+        s.add([r("m1", E_IMPORT, 8, 1)])
+        plan = " ".join(
+            row[3]
+            for row in s._conn.execute(  # type: ignore[attr-defined]
+                "EXPLAIN QUERY PLAN SELECT count(value_real), avg(value_real) FROM readings"
+                " WHERE meter_id = 'm1' AND key = '1-0:1.8.0.255' AND ts >= 0 AND (quality & 7) = 0"
+            )
+        )
+    assert "COVERING INDEX readings_meter_key_ts" in plan  # the aggregate never touches the table
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    columns = [row[2] for row in conn.execute("PRAGMA index_info(readings_meter_key_ts)")]
+    assert columns == ["meter_id", "key", "ts", "id", "value_real", "quality"]
+    conn.close()
+
+
+def test_a_schema_1_postgres_store_is_migrated_with_its_rows(postgres_dsn: str) -> None:
+    import psycopg
+
+    from meterbridge.sinks.postgres_store import MIGRATIONS
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement.encode())
+        conn.execute("CREATE TABLE meterbridge_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO meterbridge_schema (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality)"
+            " VALUES ('m1', '1-0:1.8.0.255', 1000, '7', 7.0, 'int', 'Wh', 0)"
+        )
+    with open_store(postgres_dsn) as s:
+        assert [(x.meter_id, x.value) for x in s.readings()] == [("m1", 7)]
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT max(version) FROM meterbridge_schema").fetchone() == (2,)
+        definition = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'readings_meter_key_ts' AND schemaname = current_schema()"
+        ).fetchone()
+    assert definition is not None and "INCLUDE (value_real, quality)" in definition[0]

@@ -79,6 +79,10 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             last_seen BIGINT
         )""",
     ),
+    2: (  # the plot's aggregate from the index alone (an index-only scan)
+        "DROP INDEX readings_meter_key_ts",
+        "CREATE INDEX readings_meter_key_ts ON readings (meter_id, key, ts) INCLUDE (value_real, quality)",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 

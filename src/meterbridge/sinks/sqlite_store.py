@@ -77,6 +77,11 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             last_seen INTEGER
         )""",
     ),
+    2: (  # the plot's aggregate from the index alone (value_real and quality in it); id right after ts
+        # keeps "newest by ts, then id" an index walk
+        "DROP INDEX readings_meter_key_ts",
+        "CREATE INDEX readings_meter_key_ts ON readings (meter_id, key, ts, id, value_real, quality)",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 

@@ -52,7 +52,8 @@ Schema (version ``SCHEMA_VERSION``; SQLite keeps it in ``PRAGMA user_version``, 
     ``ts`` integer: epoch **milliseconds** UTC, ``value`` text: the exact value (see ``VALUE_TYPES``),
     ``value_real`` real: the numeric value as a float for aggregation, NULL when not numeric,
     ``value_type`` text (one of ``VALUE_TYPES``), ``unit`` text, ``quality`` integer (``readings.Quality``
-    flags; 0 is good), ``name`` text. Index ``readings_meter_key_ts`` on ``(meter_id, key, ts)``; index
+    flags; 0 is good), ``name`` text. Index ``readings_meter_key_ts`` on ``(meter_id, key, ts)`` that also
+    holds ``value_real`` and ``quality`` (since schema 2: a plot's aggregate reads the index alone); index
     ``readings_ts`` on ``(ts)``.
 ``outbox``
     ``(sink, reading_id)`` primary key: one row per reading not yet confirmed by that sink.
@@ -103,7 +104,7 @@ __all__ = [
     "to_epoch_ms",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: ``value_type`` column: how ``value`` (text) turns back into the Python value.
 VALUE_TYPES: Final = ("none", "bool", "int", "decimal", "float", "str", "bytes", "datetime")
