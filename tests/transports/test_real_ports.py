@@ -302,3 +302,25 @@ async def test_set_line_wraps_a_refused_setting(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.undo()
         await reader.close()
         await meter.close()
+
+
+async def test_parity_is_checked_whenever_the_line_has_parity() -> None:
+    """pyserial clears INPCK: we set INPCK | IGNPAR (a byte failing parity is dropped by the kernel) with
+    every line that has parity, also after a mid-session change, and leave it off without parity."""
+    meter, path = await open_pty_pair(line=LineSettings(2400))
+    checked = termios.INPCK | termios.IGNPAR
+    try:
+        reader = await open_serial(path, LineSettings(2400, 8, Parity.EVEN, 1))
+        try:
+            assert _slave_attrs(path)[0] & checked == checked
+            assert not _slave_attrs(path)[0] & termios.PARMRK  # dropped, not marked in the data
+            await reader.set_line(LineSettings(9600, 8, Parity.NONE, 1))
+            assert not _slave_attrs(path)[0] & termios.INPCK
+            await reader.set_line(IEC_SIGN_ON)  # 300 7E1
+            assert _slave_attrs(path)[0] & checked == checked
+            await meter.write(b"\x06050\r\n")  # bytes still pass (a PTY has no parity to get wrong)
+            assert await reader.read_exactly(6, timeout=T) == b"\x06050\r\n"
+        finally:
+            await reader.close()
+    finally:
+        await meter.close()

@@ -94,6 +94,26 @@ def _set_one_by_one(port: serial.Serial, name: str, line: LineSettings, *, is_pt
             raise _setting_error(name, line, exc, opening=False) from exc
 
 
+def _check_parity(port: serial.Serial, name: str) -> None:
+    """With parity on, have the kernel check it and drop every byte that fails (``INPCK | IGNPAR``).
+
+    pyserial sets the parity bit on the line but clears ``INPCK``, so a byte received with a parity
+    error would pass as good: M-Bus (8E1) and IEC 62056-21 (7E1) count on that bit, and an M-Bus
+    frame's additive checksum alone misses two bit errors that cancel out. A dropped byte makes the frame
+    fail its length or checksum instead, and the master asks again. (A PTY has no parity to check.)
+    """
+    if port.parity == serial.PARITY_NONE:
+        return
+    fd = port.fileno()
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[0] = (attrs[0] | termios.INPCK | termios.IGNPAR) & ~(termios.PARMRK | termios.ISTRIP)
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except termios.error as exc:
+        if not _refused_by_pty(exc, _is_pty(fd)):
+            raise TransportClosed(f"{name}: cannot turn on parity checking ({exc})") from exc
+
+
 class SerialTransport(FdTransport):
     """A local serial device read through the event loop's ``add_reader``."""
 
@@ -105,6 +125,7 @@ class SerialTransport(FdTransport):
         # One setting at a time: a PTY's refusal of byte size or parity must not keep
         # the speed from being applied. Elsewhere any failure is an error.
         _set_one_by_one(self.port, self.name, line, is_pty=_is_pty(self._fd))
+        _check_parity(self.port, self.name)  # pyserial cleared it with every change
 
     async def _drain(self) -> None:
         if self._fd >= 0:
@@ -149,6 +170,11 @@ async def open_serial(
         port = _open_pty_at_8n1(path, line, exclusive)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise _open_error(path, exc) from exc
+    try:
+        _check_parity(port, path)
+    except TransportClosed:
+        port.close()
+        raise
     try:
         transport = SerialTransport(path, port, clock=clock, line=line)
     except (OSError, AttributeError) as exc:  # no fileno(): not a local device
