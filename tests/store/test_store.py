@@ -138,6 +138,8 @@ def test_large_adds_and_confirms_of_scattered_ids(store: Store) -> None:
     batch = [r(f"m{n % 7}", E_IMPORT, n, n) for n in range(1234)]  # more rows than one INSERT statement
     ids = store.add(batch)
     assert ids == list(range(ids[0], ids[0] + 1234))
+    by_id = dict(store.pending("mqtt", limit=2000))
+    assert [by_id[i] for i in ids] == batch  # the i-th id is the i-th reading's (sinks rely on it)
     stored = store.readings(limit=2000)
     assert sorted(x.value for x in stored) == list(range(1234))  # type: ignore[type-var]
     scattered = [i for i in ids if i % 3 and i % 101]  # many runs, some of one id

@@ -199,15 +199,20 @@ class PostgresStore(SqlStore):
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         with self._transaction() as cur:
+            # the ids first, then the rows with them: the i-th reading gets the i-th id for certain (the order
+            # of RETURNING is not defined), which the sinks rely on when they take a batch from memory
             cur.execute(
-                "INSERT INTO readings (meter_id, key, ts, value, value_real, value_type, unit, quality, name)"
-                " SELECT m, k, t, v, vr, vt, u, q, n FROM unnest("
-                "%s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], %s::text[], %s::text[],"
-                " %s::int[], %s::text[]) WITH ORDINALITY AS x(m, k, t, v, vr, vt, u, q, n, o)"
-                " ORDER BY o RETURNING id",
-                columns,
+                "SELECT nextval(pg_get_serial_sequence('readings', 'id')) FROM generate_series(1, %s)",
+                (len(readings),),
             )
             ids = sorted(int(r[0]) for r in cur.fetchall())
+            cur.execute(
+                "INSERT INTO readings (id, meter_id, key, ts, value, value_real, value_type, unit, quality, name)"
+                " OVERRIDING SYSTEM VALUE SELECT * FROM unnest(%s::bigint[],"
+                " %s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], %s::text[], %s::text[],"
+                " %s::int[], %s::text[])",
+                (ids, *columns),
+            )
             cur.execute(
                 "INSERT INTO outbox (sink, reading_id) SELECT s.name, r.id FROM sinks s"
                 " CROSS JOIN unnest(%s::bigint[]) AS r(id)",
