@@ -137,3 +137,22 @@ def test_build_bus_validates() -> None:
     bus = build_bus(20, seed=9)
     assert sorted(s.primary for s in bus.slaves) == list(range(1, 21))
     assert len({str(s.secondary) for s in bus.slaves}) == 20
+
+
+def test_the_meters_clocks_start_at_the_epoch_given() -> None:
+    from datetime import UTC, datetime
+
+    default = build_bus(1, seed=3).slaves[0]
+    started = datetime(2027, 5, 17, 8, 41, 30, tzinfo=UTC)
+    live = build_bus(1, seed=3, epoch=started).slaves[0]
+    for slave, clock in ((default, datetime(2026, 1, 1, 0, 2)), (live, datetime(2027, 5, 17, 8, 44))):
+        slave.respond(SndNke(slave.primary), 0)
+        response = decode_telegram(slave.respond(ReqUd2(slave.primary, fcb=True), 150) or b"")
+        times = [r.value for r in response.records if r.vif & 0x7F == 0x6D and r.storage == 0]
+        assert times == [clock]  # the epoch plus 150 s, to the minute
+    # the values follow the seed, not the clock
+    a = decode_telegram(default.respond(ReqUd2(default.primary, fcb=False), 150) or b"")
+    b = decode_telegram(live.respond(ReqUd2(live.primary, fcb=False), 150) or b"")
+    assert [r.value for r in a.records if r.vif & 0x7F != 0x6D][:3] == [
+        r.value for r in b.records if r.vif & 0x7F != 0x6D
+    ][:3]

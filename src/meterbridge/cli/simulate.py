@@ -7,6 +7,7 @@ module (``simulate_app.command("e450")(...)``).
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -108,6 +109,7 @@ def simulate_mbus(
         silent=[n - 1 for n in silent or []],
         line=line,
         faults=fault_config,
+        epoch=datetime.now(UTC),  # the meters' clocks show the time of day (their values follow --seed)
     )
     log = open_frame_log(log_frames) if log_frames else None
 

@@ -31,6 +31,7 @@ import contextlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from meterbridge.errors import ProtocolError
 from meterbridge.protocols.events import NEED_DATA
@@ -220,13 +221,15 @@ def build_bus(
     line: LineSettings = MBUS_2400,
     faults: FaultConfig | None = None,
     reply_delay_bits: float | None = None,
+    epoch: datetime | None = None,
 ) -> MBusSimulator:
     """A bus of ``meters`` slaves (see the module docstring).
 
     ``primary``: the primary address of each meter (default 1..N); ``consecutive``: serial
     numbers ``first_id, first_id + 1, ...``; otherwise random distinct 8-digit numbers.
     ``multi_telegram``: indices of meters with 14 months of history (two or more telegrams);
-    ``silent``: indices of meters that never answer.
+    ``silent``: indices of meters that never answer. ``epoch``: what the meters' clocks read when the
+    bus starts serving (default 2026-01-01 00:00 UTC, so that telegrams are reproducible).
     """
     if not 0 <= meters <= MAX_SLAVES:
         raise ValueError(f"meters must be 0..{MAX_SLAVES}, got {meters}")
@@ -254,6 +257,7 @@ def build_bus(
             seed=seed,
             history_months=14 if i in multi_telegram else 0,
             reply_delay_bits=reply_delay_bits,
+            epoch=epoch,
         )
         slave.silent = i in silent
         slave.baud = line.baud

@@ -53,6 +53,7 @@ _MEDIUM: Final[dict[str, int]] = {
     "water": MEDIUM_CODE["water"],
     "gas": MEDIUM_CODE["gas"],
 }
+_EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)  # the meters' clocks by default: telegrams reproducible
 PAGE_BYTES: Final = 180  # records per telegram are cut at this size (a long frame holds 252)
 
 
@@ -62,7 +63,7 @@ class MeterModel:
 
     kind: str
     seed: int
-    epoch: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    epoch: datetime = _EPOCH
     history_months: int = 0  # > 0: monthly stored values (a multi-telegram meter)
     _base: float = 0.0
     _rate: float = 0.0
@@ -292,8 +293,10 @@ def make_slave(
     seed: int,
     history_months: int = 0,
     reply_delay_bits: float | None = None,
+    epoch: datetime | None = None,
 ) -> SimulatedSlave:
-    """A slave with a plausible manufacturer, version and reply delay for ``kind``."""
+    """A slave with a plausible manufacturer, version and reply delay for ``kind``; its clock reads
+    ``epoch`` (default 2026-01-01 00:00 UTC, for reproducible telegrams) when the bus starts serving."""
     rng = random.Random(seed * 1000003 + identification)
     manufacturer = rng.choice(_MANUFACTURERS[kind])
     secondary = SecondaryAddress(
@@ -303,6 +306,6 @@ def make_slave(
     return SimulatedSlave(
         primary,
         secondary,
-        MeterModel(kind, seed=rng.randrange(2**31), history_months=history_months),
+        MeterModel(kind, seed=rng.randrange(2**31), epoch=epoch or _EPOCH, history_months=history_months),
         reply_delay_bits=delay,
     )
