@@ -14,7 +14,8 @@ every minute for a year (525,600 readings per register). For each range the scri
   import it retries each time), which is the client's cost, not the API's,
 
 and prints the medians, their ratio (target: at most 2) and the payload size (target: under 200 kB). The
-energy-per-day and per-month answers (counter differences at the boundaries) are timed too.
+energy-per-day and per-month answers (counter differences at the boundaries) are timed too, and, for
+information, the plot API over real HTTP (uvicorn in a child process, a kept-alive loopback connection).
 
 Run: ``.venv/bin/python bench/dashboard.py`` (``--db PATH`` keeps the generated store for later runs).
 """
@@ -217,6 +218,82 @@ async def run(store: Store) -> None:
         )
 
 
+_SERVE = """
+import sys, uvicorn
+from meterbridge.sinks.store import open_store
+from meterbridge.web import create_app
+uvicorn.run(create_app(open_store(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+class HttpClient:
+    """``get(url)`` over one kept-alive HTTP/1.1 connection, read with the least client work (no library)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def get(self, url: str) -> AsgiResponse:
+        self.writer.write(f"GET {url} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:")
+        )
+        return AsgiResponse(int(lines[0].split()[1]), await self.reader.readexactly(length))
+
+
+async def over_http(store: Store, path: Path) -> None:
+    """The same comparison with the app served by uvicorn in a child process and asked over loopback TCP:
+    what a browser waits for, less the browser (for information: HTTP parsing and the socket round trip
+    are a fixed cost per request that the bare aggregate does not have)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", _SERVE, str(path), str(port)])
+    try:
+        for _ in range(200):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("the dashboard did not start")
+        client = HttpClient(reader, writer)
+        key = str(VOLTAGE)
+        print()
+        print("for information, the same over HTTP (uvicorn in a child process, one kept-alive connection)")
+        print(f"{'range':<7}{'bare SQL ms':>13}{'HTTP ms':>9}{'ratio':>7}")
+        for name, span in RANGES.items():
+            end = ms(END)
+            start = end - int(span.total_seconds() * 1000)
+            url = f"/api/meters/{METER}/series?key={key}&start={start}&end={end}&points={POINTS}"
+            for _ in range(3):
+                await client.get(url)
+            bare: list[float] = []
+            http: list[float] = []
+            for i in range(REPEAT):
+                for side in ("bare", "http") if i % 2 else ("http", "bare"):
+                    t0 = time.perf_counter()
+                    if side == "bare":
+                        await asyncio.to_thread(bare_aggregate, store, key, start, end, POINTS)
+                        bare.append(time.perf_counter() - t0)
+                    else:
+                        await client.get(url)
+                        http.append(time.perf_counter() - t0)
+            print(
+                f"{name:<7}{median_ms(bare):>13.2f}{median_ms(http):>9.2f}{median_ms(http) / median_ms(bare):>7.2f}"
+            )
+        writer.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", type=Path, help="store file to use (built when missing)")
@@ -229,6 +306,7 @@ def main() -> None:
             if fresh:
                 build(store)
             asyncio.run(run(store))
+            asyncio.run(over_http(store, path))
         finally:
             store.close()
 
