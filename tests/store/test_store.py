@@ -368,7 +368,9 @@ def test_redact_url() -> None:
     assert redact_url("var/x.sqlite") == "var/x.sqlite"
 
 
-def test_a_schema_1_sqlite_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
+def test_a_schema_1_sqlite_store_is_migrated_with_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from meterbridge.sinks.sqlite_store import MIGRATIONS
 
     path = tmp_path / "v1.sqlite"
@@ -382,8 +384,9 @@ def test_a_schema_1_sqlite_store_is_migrated_with_its_rows(tmp_path: Path) -> No
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
-    with open_store(str(path)) as s:
+    with caplog.at_level("INFO", logger="meterbridge.sinks.sqlite_store"), open_store(str(path)) as s:
         assert [(x.meter_id, x.value) for x in s.readings()] == [("m1", 7)]
+        assert "migrating schema 1 to 2" in caplog.text  # why this start takes longer
         s.add([r("m1", E_IMPORT, 8, 1)])
         plan = " ".join(
             row[3]

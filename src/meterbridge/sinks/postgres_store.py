@@ -9,6 +9,7 @@ separate one for long read queries.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,8 @@ from meterbridge.sinks.store import (
     reading_row,
     redact_url,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MIGRATIONS", "PostgresStore", "split_schema"]
 
@@ -165,6 +168,8 @@ class PostgresStore(SqlStore):
                     f"{SCHEMA_VERSION} (upgrade meterbridge)"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
+                if version:  # a new schema is made at the newest version at once; say why a start takes long
+                    log.info("PostgreSQL store %s: migrating schema %d to %d", self.url, target - 1, target)
                 for statement in MIGRATIONS[target]:
                     cur.execute(statement.encode())
                 cur.execute("INSERT INTO meterbridge_schema (version) VALUES (%s)", (target,))

@@ -11,6 +11,7 @@ The schema is migrated with ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes ver
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,8 @@ from meterbridge.sinks.store import (
     id_runs,
     reading_row,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -151,6 +154,8 @@ class SqliteStore(SqlStore):
                     f"{SCHEMA_VERSION} (upgrade meterbridge)"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
+                if version:  # a new file is made at the newest version at once; say why a start takes long
+                    log.info("SQLite store %s: migrating schema %d to %d", self.path, target - 1, target)
                 with self._transaction() as cur:
                     for statement in MIGRATIONS[target]:
                         cur.execute(statement)
