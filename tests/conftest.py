@@ -33,6 +33,7 @@ services. Tests that use any of these fixtures get the ``services`` marker autom
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -44,9 +45,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -573,3 +576,27 @@ def postgres_dsn() -> Iterator[str]:
     finally:
         with psycopg.connect(pg_base_dsn(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def optical_port() -> Callable[[Any], AbstractAsyncContextManager[Any]]:
+    """``async with optical_port(simulator) as reader``: an ``OpticalReader`` on a PTY whose other end the
+    E450 simulator's optical port serves; everything is closed on leaving."""
+    from meterbridge.drivers.optical import OpticalReader
+    from meterbridge.transports import IEC_SIGN_ON, open_pty_pair, open_serial
+
+    @contextlib.asynccontextmanager
+    async def port(sim: Any) -> AsyncIterator[Any]:
+        master, path = await open_pty_pair(line=IEC_SIGN_ON)
+        task = asyncio.create_task(sim.serve_optical(master))
+        serial = await open_serial(path, IEC_SIGN_ON)
+        try:
+            yield OpticalReader(serial, response_timeout=1.5)
+        finally:
+            await serial.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await master.close()
+
+    return port

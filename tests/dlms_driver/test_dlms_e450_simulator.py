@@ -6,40 +6,23 @@ the line to this DLMS client (``read_after_hand_over``), exactly as with a real 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from meterbridge.drivers.dlms_client import AssociationRefused, DlmsSession, HdlcLink, open_session
-from meterbridge.drivers.optical import OpticalReader, read_mode_e
+from meterbridge.drivers.optical import read_mode_e
 from meterbridge.obis import ObisCode
 from meterbridge.protocols.dlms.association import Lls
 from meterbridge.simulator.e450 import E450Simulator
-from meterbridge.transports import IEC_SIGN_ON, RealClock, open_pty_pair, open_serial, serve_tcp
+from meterbridge.transports import RealClock, serve_tcp
 
 ENERGY = ObisCode.parse("1-0:1.8.0")
 VOLTAGE = ObisCode.parse("1-0:32.7.0")
 CURRENT = ObisCode.parse("1-0:31.7.0")
 FREQUENCY = ObisCode.parse("1-0:14.7.0")
-
-
-@contextlib.asynccontextmanager
-async def optical_port(sim: E450Simulator) -> AsyncIterator[OpticalReader]:
-    master, path = await open_pty_pair(line=IEC_SIGN_ON)
-    task = asyncio.create_task(sim.serve_optical(master))
-    port = await open_serial(path, IEC_SIGN_ON)
-    try:
-        yield OpticalReader(port, response_timeout=1.5)
-    finally:
-        await port.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await master.close()
 
 
 def simulator(**options: object) -> E450Simulator:
@@ -49,7 +32,7 @@ def simulator(**options: object) -> E450Simulator:
     )  # type: ignore[arg-type]
 
 
-async def test_mode_e_hand_over_to_the_dlms_client() -> None:
+async def test_mode_e_hand_over_to_the_dlms_client(optical_port: Any) -> None:
     sim = simulator()
     async with optical_port(sim) as reader:
         before = sim.snapshot()
@@ -67,14 +50,14 @@ async def test_mode_e_hand_over_to_the_dlms_client() -> None:
     assert sim.dlms_sessions == 1
 
 
-async def test_mode_e_with_a_password() -> None:
+async def test_mode_e_with_a_password(optical_port: Any) -> None:
     sim = simulator(dlms_password=b"secret12")
     async with optical_port(sim) as reader:
         readings = await read_mode_e(reader, [str(ENERGY)], password="secret12")
     assert [(r.key, r.unit) for r in readings] == [(ENERGY, "Wh")]
 
 
-async def test_lls_client_and_load_profile_after_hand_over() -> None:
+async def test_lls_client_and_load_profile_after_hand_over(optical_port: Any) -> None:
     sim = simulator(dlms_password=b"secret12")
     async with optical_port(sim) as reader:
         hand_over = await reader.hand_over()
@@ -93,7 +76,7 @@ async def test_lls_client_and_load_profile_after_hand_over() -> None:
     assert all(r.unit == "Wh" for r in energies)
 
 
-async def test_wrong_lls_password_is_refused() -> None:
+async def test_wrong_lls_password_is_refused(optical_port: Any) -> None:
     sim = simulator(dlms_password=b"secret12")
     async with optical_port(sim) as reader:
         hand_over = await reader.hand_over()

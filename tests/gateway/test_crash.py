@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,33 +26,15 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
+from .conftest import count_rows, log_tail, refusing_socket, stop_child  # type: ignore[import-not-found]
+
 CHILD = Path(__file__).with_name("crash_child.py")
-
-
-def _refusing_socket() -> socket.socket:
-    """A socket bound to a free port without listening: connections to it are refused, and no other
-    process can bind the port while it is open."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 def _stored(path: Path) -> list[tuple[int, str, str]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return conn.execute("SELECT id, meter_id, value FROM readings ORDER BY id").fetchall()
-    finally:
-        conn.close()
-
-
-def _count(path: Path, sql: str) -> int:
-    if not path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
     finally:
         conn.close()
 
@@ -71,17 +52,15 @@ def _spawn(store: Path, gateway_id: str, broker: str, start: int, log: Path) -> 
         )
 
 
-def _tail(log: Path) -> str:
-    return log.read_bytes()[-3000:].decode(errors="replace") if log.exists() else ""
-
-
 def _wait(condition, timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
-            pytest.fail(f"gateway process exited ({proc.returncode}) while waiting for {what}:\n{_tail(log)}")
+            pytest.fail(
+                f"gateway process exited ({proc.returncode}) while waiting for {what}:\n{log_tail(log)}"
+            )
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}; gateway stderr:\n{_tail(log)}")
+            pytest.fail(f"timed out after {timeout} s waiting for {what}; gateway stderr:\n{log_tail(log)}")
         time.sleep(0.05)
 
 
@@ -91,12 +70,12 @@ def test_kill_9_and_restart_lose_no_stored_reading(tmp_path: Path, mosquitto_fac
     log = tmp_path / "gateway.log"
 
     # 1. run with the broker unreachable: readings pile up in the outbox; kill -9 mid-stream
-    with _refusing_socket() as refusing:
+    with refusing_socket() as refusing:
         dead = int(refusing.getsockname()[1])
         first = _spawn(store, gateway_id, f"mqtt://127.0.0.1:{dead}", 1, log)
         try:
             _wait(
-                lambda: _count(store, "SELECT count(*) FROM readings") >= 3000,
+                lambda: count_rows(store, "SELECT count(*) FROM readings") >= 3000,
                 90,
                 "3000 stored readings",
                 first,
@@ -111,7 +90,7 @@ def test_kill_9_and_restart_lose_no_stored_reading(tmp_path: Path, mosquitto_fac
     before = _stored(store)
     ids = [row[0] for row in before]
     assert ids == list(range(1, len(ids) + 1))  # no hole, no half-written batch
-    assert _count(store, "SELECT count(*) FROM outbox WHERE sink = 'mqtt'") == len(before)
+    assert count_rows(store, "SELECT count(*) FROM outbox WHERE sink = 'mqtt'") == len(before)
 
     # 2. a subscriber on the fleet stream, then restart with the broker answering
     broker = mosquitto_factory(persistence=False)
@@ -144,19 +123,14 @@ def test_kill_9_and_restart_lose_no_stored_reading(tmp_path: Path, mosquitto_fac
             # confirmed after the PUBACKs: nothing stored before the kill is still waiting
             last = max(wanted)
             _wait(
-                lambda: _count(store, f"SELECT count(*) FROM outbox WHERE reading_id <= {last}") == 0,
+                lambda: count_rows(store, f"SELECT count(*) FROM outbox WHERE reading_id <= {last}") == 0,
                 30,
                 "the outbox to drain",
                 second,
                 log,
             )
         finally:
-            second.send_signal(signal.SIGTERM)
-            try:
-                second.wait(20)
-            except subprocess.TimeoutExpired:
-                second.kill()
-                second.wait()
+            stop_child(second, 20)
     finally:
         sub.loop_stop()
         sub.disconnect()

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,21 +22,15 @@ from typing import BinaryIO
 import paho.mqtt.client as paho
 import pytest
 
-from meterbridge.cli.demo import DEMO_GAK, DEMO_KEY, demo_config
+from meterbridge.cli.demo import demo_config, demo_simulators
 from meterbridge.gateway.config import parse_config
 from meterbridge.gateway.runner import run_gateway
 from meterbridge.readings import Quality
 from meterbridge.sinks.store import open_store
 
+from .conftest import count_rows, log_tail, refusing_socket, stop_child  # type: ignore[import-not-found]
+
 _ANNOUNCED = re.compile(rb"on tcp://([0-9.]+):([0-9]+)")
-
-
-def _refusing_socket() -> socket.socket:
-    """A socket bound to a free port without listening: connections to it are refused, and no other
-    process can bind the port while it is open."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 def _start_simulator(
@@ -81,22 +74,7 @@ def _start_simulator(
 def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     log = (tmp_path_factory.mktemp("sim") / "sim.log").open("wb")
     kinds = {
-        "optical": ["e450", "--tcp", "127.0.0.1:0", "--seed", "1"],
-        "push": [
-            "e450",
-            "--tcp",
-            "127.0.0.1:0",
-            "--cii",
-            "--key",
-            DEMO_KEY,
-            "--auth-key",
-            DEMO_GAK,
-            "--push-interval",
-            "1",
-            "--seed",
-            "2",
-        ],
-        "mbus": ["mbus", "--tcp", "127.0.0.1:0", "--meters", "10"],
+        **demo_simulators(dict.fromkeys(("optical", "push", "mbus"), "127.0.0.1:0"), push_interval=1),
         "wrapper": ["e450", "--wrapper-tcp", "127.0.0.1:0", "--seed", "3"],
     }
     procs: list[subprocess.Popen[bytes]] = []
@@ -203,18 +181,6 @@ async def test_every_source_kind_reads_its_simulator(simulators: dict[str, int],
     store.close()
 
 
-def _count(path: Path, sql: str) -> int:
-    if not path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
 def _run(config: Path, log: Path) -> subprocess.Popen[bytes]:
     """``meterbridge run`` with its stderr in ``log`` (a pipe nobody reads would fill up with the log of a
     long run against a dead broker and block the gateway)."""
@@ -224,10 +190,6 @@ def _run(config: Path, log: Path) -> subprocess.Popen[bytes]:
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-
-
-def _tail(log: Path) -> str:
-    return log.read_bytes()[-3000:].decode(errors="replace") if log.exists() else ""
 
 
 def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
@@ -253,7 +215,7 @@ def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
     ).replace("name: demo", f"name: {gateway}")
     config = tmp_path / "gw.yaml"
     # the broker is "down" in the first run: a port held bound without listening refuses connections
-    with _refusing_socket() as refusing:
+    with refusing_socket() as refusing:
         dead = int(refusing.getsockname()[1])
         config.write_text(
             base.replace(
@@ -263,9 +225,9 @@ def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
         first = _run(config, log)
         deadline = time.monotonic() + 120
         try:
-            while _count(store, "SELECT count(*) FROM readings") < 300:
-                assert first.poll() is None, _tail(log)
-                assert time.monotonic() < deadline, f"the gateway stored too little:\n{_tail(log)}"
+            while count_rows(store, "SELECT count(*) FROM readings") < 300:
+                assert first.poll() is None, log_tail(log)
+                assert time.monotonic() < deadline, f"the gateway stored too little:\n{log_tail(log)}"
                 time.sleep(0.2)
         finally:
             os.kill(first.pid, signal.SIGKILL)
@@ -276,7 +238,7 @@ def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
     conn.close()
     wanted = {row[0] for row in stored}
     assert sorted(wanted) == list(range(1, len(wanted) + 1))
-    assert _count(store, "SELECT count(*) FROM outbox") == len(wanted)
+    assert count_rows(store, "SELECT count(*) FROM outbox") == len(wanted)
 
     received: set[int] = set()
     lock = threading.Lock()
@@ -304,19 +266,14 @@ def test_meterbridge_run_killed_and_restarted_loses_no_stored_reading(
                 with lock:
                     if wanted <= received:
                         break
-                assert second.poll() is None, _tail(log)
+                assert second.poll() is None, log_tail(log)
                 assert time.monotonic() < deadline, (
-                    f"{len(wanted - received)} stored readings never reached MQTT:\n{_tail(log)}"
+                    f"{len(wanted - received)} stored readings never reached MQTT:\n{log_tail(log)}"
                 )
                 time.sleep(0.2)
         finally:
-            second.send_signal(signal.SIGTERM)
-            try:
-                second.wait(30)
-            except subprocess.TimeoutExpired:
-                second.kill()
-                second.wait()
+            stop_child(second, 30)
     finally:
         sub.loop_stop()
         sub.disconnect()
-    assert second.returncode == 0, _tail(log)  # SIGTERM is a clean stop
+    assert second.returncode == 0, log_tail(log)  # SIGTERM is a clean stop

@@ -7,36 +7,19 @@ link (DISC), so that the meter goes back to IEC 62056-21 and the next sign-on is
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from meterbridge.drivers.dlms_client import AssociationRefused
-from meterbridge.drivers.optical import PUBLIC_CLIENT, READING_CLIENT, OpticalReader, read_mode_e
+from meterbridge.drivers.optical import PUBLIC_CLIENT, READING_CLIENT, read_mode_e
 from meterbridge.obis import ObisCode
 from meterbridge.simulator.e450 import E450Simulator
-from meterbridge.transports import IEC_SIGN_ON, RealClock, open_pty_pair, open_serial
+from meterbridge.transports import RealClock
 
 ENERGY = ObisCode.parse("1-0:1.8.0")
 VOLTAGE = ObisCode.parse("1-0:32.7.0")
-
-
-@contextlib.asynccontextmanager
-async def optical_port(sim: E450Simulator) -> AsyncIterator[OpticalReader]:
-    master, path = await open_pty_pair(line=IEC_SIGN_ON)
-    task = asyncio.create_task(sim.serve_optical(master))
-    port = await open_serial(path, IEC_SIGN_ON)
-    try:
-        yield OpticalReader(port, response_timeout=1.5)
-    finally:
-        await port.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await master.close()
 
 
 def simulator(monkeypatch: pytest.MonkeyPatch, clients: list[int]) -> E450Simulator:
@@ -58,7 +41,7 @@ def simulator(monkeypatch: pytest.MonkeyPatch, clients: list[int]) -> E450Simula
     return sim
 
 
-async def test_public_client_without_password(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_public_client_without_password(monkeypatch: pytest.MonkeyPatch, optical_port: Any) -> None:
     clients: list[int] = []
     async with optical_port(simulator(monkeypatch, clients)) as reader:
         readings = await read_mode_e(reader, [str(ENERGY)])
@@ -66,7 +49,9 @@ async def test_public_client_without_password(monkeypatch: pytest.MonkeyPatch) -
     assert clients == [PUBLIC_CLIENT] == [16]
 
 
-async def test_password_reads_as_the_reading_client(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_password_reads_as_the_reading_client(
+    monkeypatch: pytest.MonkeyPatch, optical_port: Any
+) -> None:
     clients: list[int] = []
     async with optical_port(simulator(monkeypatch, clients)) as reader:
         readings = await read_mode_e(reader, [str(ENERGY), str(VOLTAGE)], password="secret12")
@@ -74,14 +59,14 @@ async def test_password_reads_as_the_reading_client(monkeypatch: pytest.MonkeyPa
     assert clients == [READING_CLIENT] == [32]
 
 
-async def test_explicit_client_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_explicit_client_wins(monkeypatch: pytest.MonkeyPatch, optical_port: Any) -> None:
     clients: list[int] = []
     async with optical_port(simulator(monkeypatch, clients)) as reader:
         await read_mode_e(reader, [str(ENERGY)], password="secret12", client=1)
     assert clients == [1]
 
 
-async def test_refused_association_ends_the_link(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_refused_association_ends_the_link(monkeypatch: pytest.MonkeyPatch, optical_port: Any) -> None:
     """After a wrong password the meter is back in IEC 62056-21: the next reader signs on at once."""
     clients: list[int] = []
     async with optical_port(simulator(monkeypatch, clients)) as reader:

@@ -4,7 +4,6 @@ history), identical to the newest row per key of ``readings()`` (ties in time: t
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,6 @@ from meterbridge.sinks.store import Store, open_store
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 KEYS = ["1-0:1.8.0.255", "1-0:2.8.0.255", "1-0:32.7.0.255", "mbus/0/volume/instantaneous/s0/t0/u0"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = open_store(str(tmp_path / "store.sqlite"))
-    else:
-        s = open_store(request.getfixturevalue("postgres_dsn"))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _expected(store: Store, meter: str, ok_only: bool) -> dict[str, Reading]:

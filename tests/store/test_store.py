@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -38,18 +37,6 @@ VOLT = ObisCode.parse("1-0:32.7.0.255")
 
 def r(meter: str, key: ObisCode | str, value: object, minutes: int = 0, q: Quality = Quality.OK) -> Reading:
     return Reading(meter, key, value, "Wh", T0 + timedelta(minutes=minutes), q)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = open_store(str(tmp_path / "store.sqlite"))
-    else:
-        s = open_store(request.getfixturevalue("postgres_dsn"))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 VALUES = [

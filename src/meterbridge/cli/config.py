@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -56,18 +55,6 @@ def example() -> None:
     typer.echo(EXAMPLE, nl=False)
 
 
-@contextlib.contextmanager
-def _placeholders(variables: list[str]) -> Iterator[None]:
-    """Stand-in keys for environment variables not set yet (only while the new file is checked)."""
-    for variable in variables:
-        os.environ[variable] = "0" * 32
-    try:
-        yield
-    finally:
-        for variable in variables:
-            os.environ.pop(variable, None)
-
-
 def _transport_url(text: str) -> str:
     """A device path as given on the command line, or any transport URL (tcp://, serial://...)."""
     return text if "://" in text else f"serial://{text}"
@@ -84,9 +71,15 @@ def new_config(
     auth_key_env: str | None = None,
     timezone: str = "UTC",
     store: str = "var/meterbridge.sqlite",
+    stand_in_keys: bool = False,
 ) -> str:
     """A small commented configuration for the meters given (at least one), MQTT when a broker is given.
-    Keys are read from environment variables (``key_env``, ``auth_key_env``), never written in the file."""
+    Keys are read from environment variables (``key_env``, ``auth_key_env``), never written in the file;
+    ``stand_in_keys`` writes zeros in their place instead (to check the rest before the variables are set)."""
+
+    def key(variable: str | None) -> str:
+        return f'"{"0" * 32}"' if stand_in_keys else f"{{env: {variable}}}"
+
     if not (optical or push or mbus):
         raise ValueError("give at least one meter: --optical, --push or --mbus")
     if push and not key_env:
@@ -116,11 +109,11 @@ def new_config(
             f"    transport: {_transport_url(push)}",
             f"    timezone: {timezone}   # the meter clock's zone, for times sent without UTC offset",
             "    keys:",
-            f"      encryption: {{env: {key_env}}}   # GUEK, 32 hex digits, from your utility",
+            f"      encryption: {key(key_env)}   # GUEK, 32 hex digits, from your utility",
         ]
         if auth_key_env:
             out.append(
-                f"      authentication: {{env: {auth_key_env}}}   # GAK: pushes checked, not only decrypted"
+                f"      authentication: {key(auth_key_env)}   # GAK: pushes checked, not only decrypted"
             )
         out += [
             "    registers:                 # the push carries no scaler for currents: they come in 1/100 A",
@@ -190,20 +183,21 @@ def new(
     from meterbridge.errors import ConfigError
     from meterbridge.gateway.config import parse_config
 
+    make = functools.partial(
+        new_config,
+        name=name,
+        optical=optical,
+        push=push,
+        mbus=mbus,
+        mqtt=mqtt,
+        key_env=key_env,
+        auth_key_env=auth_key_env,
+        timezone=timezone,
+    )
     try:
-        text = new_config(
-            name=name,
-            optical=optical,
-            push=push,
-            mbus=mbus,
-            mqtt=mqtt,
-            key_env=key_env,
-            auth_key_env=auth_key_env,
-            timezone=timezone,
-        )
-        missing = [v for v in (key_env, auth_key_env) if v and v not in os.environ]
-        with _placeholders(missing):  # the key itself is checked when the gateway starts
-            parse_config(text, "the new configuration")
+        text = make()
+        # the keys themselves are checked when the gateway starts (the variables may not be set yet)
+        parse_config(make(stand_in_keys=True), "the new configuration")
     except (ValueError, ConfigError) as exc:
         typer.echo(f"meterbridge config new: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -217,5 +211,5 @@ def new(
     typer.echo(
         f"wrote {output}; next: meterbridge config check {output} && meterbridge run --config {output}"
     )
-    for variable in missing:
+    for variable in (v for v in (key_env, auth_key_env) if v and v not in os.environ):
         typer.echo(f"set {variable} (32 hex digits) in the gateway's environment before it starts", err=True)

@@ -59,6 +59,29 @@ def _mqtt_answers(host: str, port: int) -> bool:
         return False
 
 
+def demo_simulators(listen: dict[str, str], *, push_interval: float) -> dict[str, list[str]]:
+    """``meterbridge simulate`` arguments of the demo's meters, by kind (``optical``, ``push``, ``mbus``),
+    each listening on ``listen[kind]`` (``HOST:PORT``)."""
+    return {
+        "optical": ["e450", "--tcp", listen["optical"], "--seed", "1"],
+        "push": [
+            "e450",
+            "--tcp",
+            listen["push"],
+            "--cii",
+            "--key",
+            DEMO_KEY,
+            "--auth-key",
+            DEMO_GAK,
+            "--push-interval",
+            f"{push_interval:g}",
+            "--seed",
+            "2",
+        ],
+        "mbus": ["mbus", "--tcp", listen["mbus"], "--meters", "10"],
+    }
+
+
 def demo_config(
     *,
     optical: int,
@@ -186,31 +209,13 @@ def demo(
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(_spawn(["e450", "--tcp", f"127.0.0.1:{ports['optical']}", "--seed", "1"], log))
-        procs.append(
-            _spawn(
-                [
-                    "e450",
-                    "--tcp",
-                    f"127.0.0.1:{ports['push']}",
-                    "--cii",
-                    "--key",
-                    DEMO_KEY,
-                    "--auth-key",
-                    DEMO_GAK,
-                    "--push-interval",
-                    "5",
-                    "--seed",
-                    "2",
-                ],
-                log,
-            )
+        commands = demo_simulators(
+            {what: f"127.0.0.1:{ports[what]}" for what in ("optical", "push", "mbus")}, push_interval=5
         )
-        procs.append(_spawn(["mbus", "--tcp", f"127.0.0.1:{ports['mbus']}", "--meters", "10"], log))
-        for proc, what in zip(procs, ("E450 optical", "E450 CII push", "M-Bus"), strict=True):
-            _wait_port(
-                ports[{"E450 optical": "optical", "E450 CII push": "push", "M-Bus": "mbus"}[what]], proc, what
-            )
+        procs.extend(_spawn(args, log) for args in commands.values())
+        labels = {"optical": "E450 optical", "push": "E450 CII push", "mbus": "M-Bus"}
+        for kind, proc in zip(commands, procs, strict=True):
+            _wait_port(ports[kind], proc, labels[kind])
     except RuntimeError as exc:
         _stop(procs)
         typer.echo(f"meterbridge demo: {exc} (see {log})", err=True)

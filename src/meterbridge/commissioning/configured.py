@@ -28,6 +28,7 @@ from typing import Any, Final
 import yaml
 
 from meterbridge.commissioning.model import PollOutcome
+from meterbridge.drivers.mbus_master import reply_window
 from meterbridge.errors import ConfigError, MeterbridgeError
 from meterbridge.gateway.config import BusConfig, GatewayConfig, parse_addresses
 from meterbridge.gateway.runner import configured_meters
@@ -38,17 +39,14 @@ from meterbridge.sinks.store import MeterInfo
 __all__ = ["BUS_CHECK_INTERVAL_S", "ConfiguredInstallation"]
 
 BUS_CHECK_INTERVAL_S: Final = 2.0
-_MBUS_WINDOW_BITS: Final = 330  # EN 13757-2: latest start of a reply, in bit times (+ 50 ms)
-_MBUS_WINDOW_EXTRA_S: Final = 0.050
 _MBUS_LONGEST_FRAME: Final = 261  # a long frame: 4 header + 255 (L) + checksum + stop characters
 _MBUS_REQUEST: Final = 5  # a short frame (REQ_UD2, SND_NKE)
-_MBUS_CHAR_BITS: Final = 11  # 8E1 with start bit
 _FOLLOW_S: Final = 0.3  # readings of one meter that follow each other closer than this are one answer
 
 
 def _reply_window_s(bus: BusConfig) -> float:
     """How long the bus source waits for a reply: the standard window plus the extra time."""
-    return _MBUS_WINDOW_BITS / bus.baud + _MBUS_WINDOW_EXTRA_S + bus.extra_reply_s
+    return reply_window(bus.line) + bus.extra_reply_s
 
 
 class ConfiguredInstallation:
@@ -183,7 +181,7 @@ class ConfiguredInstallation:
         check's poll interval plus, for every listed meter and try, the request, the reply window (the
         standard one plus the configured or default extra time) and the longest telegram, at the bus's
         baud rate."""
-        char_s = _MBUS_CHAR_BITS / bus.baud
+        char_s = bus.line.char_time
         # the selection (SND_NKE, answered by one E5) and the data request (REQ_UD2, a telegram)
         exchange = 2 * (_MBUS_REQUEST * char_s + _reply_window_s(bus)) + (_MBUS_LONGEST_FRAME + 1) * char_s
         source = self._bus_sources.get(bus.id)

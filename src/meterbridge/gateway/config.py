@@ -21,9 +21,12 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import yaml
+
+if TYPE_CHECKING:
+    from meterbridge.transports.line import LineSettings
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -300,6 +303,13 @@ class BusConfig(_Model):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     collisions_max: int = Field(default=3, ge=0, description="collisions per scan before a quality event")
     meters: list[BusMeterConfig] = Field(default_factory=list)
+
+    @property
+    def line(self) -> LineSettings:
+        """The bus's line settings: ``baud``, 8E1 (EN 13757-2)."""
+        from meterbridge.transports.line import LineSettings, Parity
+
+        return LineSettings(self.baud, 8, Parity.EVEN, 1)
 
     @property
     def extra_reply_s(self) -> float:

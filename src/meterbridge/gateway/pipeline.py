@@ -171,7 +171,7 @@ class Gateway:
         self.stats.readings += len(readings)
         self.stats.flagged += sum(1 for r in readings if not r.ok)
         self.stats.events += len(events)
-        entries = list(zip(ids, readings, strict=True))
+        entries = list(zip(ids, readings, strict=True)) if self.sinks else []
         for sink in self.sinks:
             if entries:
                 sink.wake(entries)

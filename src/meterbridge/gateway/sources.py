@@ -240,9 +240,8 @@ def _as(reading: Reading, meter_id: str) -> Reading:
     return reading if reading.meter_id == meter_id else replace(reading, meter_id=meter_id)
 
 
-class OpticalSource(PolledSource):
-    """An IEC 62056-21 optical port (``meterbridge.drivers.optical``): a mode C data readout every
-    ``interval`` seconds, or (``mode: dlms``) a mode E hand-over to the DLMS client."""
+class _ConfiguredMeter(PolledSource):
+    """A polled meter of the configuration's ``meters:``: its interval, timeout and id, read by ``driver``."""
 
     def __init__(self, config: MeterConfig, gateway: GatewayConfig, lock: asyncio.Lock, driver: Any) -> None:
         super().__init__(
@@ -255,6 +254,14 @@ class OpticalSource(PolledSource):
         )
         self.config = config
         self.driver = driver
+
+
+class OpticalSource(_ConfiguredMeter):
+    """An IEC 62056-21 optical port (``meterbridge.drivers.optical``): a mode C data readout every
+    ``interval`` seconds, or (``mode: dlms``) a mode E hand-over to the DLMS client."""
+
+    def __init__(self, config: MeterConfig, gateway: GatewayConfig, lock: asyncio.Lock, driver: Any) -> None:
+        super().__init__(config, gateway, lock, driver)
         self.transport: Any = None
         self._described = False
 
@@ -300,21 +307,12 @@ class OpticalSource(PolledSource):
         return items
 
 
-class DlmsSource(PolledSource):
+class DlmsSource(_ConfiguredMeter):
     """A DLMS client (``meterbridge.drivers.dlms_client``) over HDLC or the IP wrapper: one association
     per poll (open, GET the configured registers, release, close)."""
 
     def __init__(self, config: MeterConfig, gateway: GatewayConfig, lock: asyncio.Lock, driver: Any) -> None:
-        super().__init__(
-            config.id,
-            interval=config.interval,
-            timeout=config.timeout,
-            lock=lock,
-            meter_id=config.id,
-            silent_after=gateway.quality.silent_after,
-        )
-        self.config = config
-        self.driver = driver
+        super().__init__(config, gateway, lock, driver)
         self.authentication = self._authentication()
 
     def _authentication(self) -> Any:
@@ -599,11 +597,11 @@ class MBusBusSource:
         return items
 
     async def stream(self) -> AsyncIterator[SourceItem]:
-        from meterbridge.transports import LineSettings, Parity, open_transport
+        from meterbridge.transports import open_transport
 
         cfg = self.config
         loop = asyncio.get_running_loop()
-        line = LineSettings(cfg.baud, 8, Parity.EVEN, 1)
+        line = cfg.line
         transport = await open_transport(cfg.transport, line=line)
         try:
             master = self.driver.MBusMaster(

@@ -193,7 +193,7 @@ class History:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pg = store.dialect == "postgresql"
+        self._sql = store.statement
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -203,9 +203,6 @@ class History:
                 yield cur
             finally:
                 cur.close()
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self._pg else sql
 
     # ------------------------------------------------------------ series
 

@@ -185,12 +185,10 @@ class PostgresStore(SqlStore):
             except psycopg.OperationalError as exc:
                 raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
 
-    def _statement(self, text: str) -> bytes:
+    def statement(self, text: str) -> bytes:
         return text.replace("?", "%s").encode()  # bytes: a query psycopg takes as it is
 
     def _query(self, statement: Any, params: Sequence[Any] = ()) -> list[Any]:
-        if isinstance(statement, str):
-            statement = statement.encode()
         with self._transaction() as cur:
             return cur.execute(statement, params).fetchall()
 
@@ -262,7 +260,7 @@ class PostgresStore(SqlStore):
             conn.cursor(name="meterbridge_export") as cur,
         ):
             cur.itersize = 2000
-            cur.execute(self._statement(text), params)
+            cur.execute(self.statement(text), params)
             yield from cur
 
     def close(self) -> None:

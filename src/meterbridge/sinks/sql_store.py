@@ -3,7 +3,7 @@
 ``SqliteStore`` and ``PostgresStore`` bring the connection (``_transaction``, ``_query``,
 ``read_connection``), their migrations and the few statements their dialects write differently (inserting
 readings, confirming, the newest reading per register, the later of two ``last_seen``). Every statement
-here is written with ``?`` placeholders; ``_statement`` turns it into what the driver takes.
+here is written with ``?`` placeholders; ``Store.statement`` turns it into what the driver takes.
 """
 
 from __future__ import annotations
@@ -78,14 +78,10 @@ class SqlStore(Store):
 
     @abc.abstractmethod
     def _query(self, statement: Any, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one statement (as ``_statement`` made it)."""
-
-    def _statement(self, text: str) -> Any:
-        """``text`` (with ``?`` placeholders) as the driver takes it."""
-        return text
+        """The rows of one statement (as ``statement`` made it)."""
 
     def _rows(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._query(self._statement(text), params)
+        return self._query(self.statement(text), params)
 
     # -- sinks and outbox
     def register_sink(self, name: str) -> None:
@@ -93,7 +89,7 @@ class SqlStore(Store):
             raise ValueError("sink name must not be empty")
         with self._transaction() as cur:
             cur.execute(
-                self._statement(
+                self.statement(
                     "INSERT INTO sinks (name, registered_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
                 ),
                 (name, to_epoch_ms(datetime.now(UTC))),
@@ -148,7 +144,7 @@ class SqlStore(Store):
             )
             for meter in meters
         ]
-        statement = self._statement(
+        statement = self.statement(
             f"INSERT INTO meters (id, {', '.join(METER_FIELDS)}, last_seen)"
             f" VALUES (?, {', '.join('?' for _ in METER_FIELDS)}, ?)"
             " ON CONFLICT (id) DO UPDATE SET "
@@ -220,14 +216,14 @@ class SqlStore(Store):
         cutoff = to_epoch_ms(before)
         with self._transaction() as cur:
             cur.execute(
-                self._statement(
+                self.statement(
                     "DELETE FROM readings WHERE ts < ? AND NOT EXISTS"
                     " (SELECT 1 FROM outbox o WHERE o.reading_id = readings.id)"
                 ),
                 (cutoff,),
             )
             removed = cur.rowcount
-            cur.execute(self._statement("DELETE FROM events WHERE ts < ?"), (cutoff,))
+            cur.execute(self.statement("DELETE FROM events WHERE ts < ?"), (cutoff,))
         return int(removed)
 
 

@@ -315,6 +315,11 @@ class Store(abc.ABC):
 
     dialect: str = ""
 
+    def statement(self, text: str) -> Any:
+        """SQL ``text`` written with ``?`` placeholders, as this store's driver takes it (for
+        ``read_connection`` cursors and the back ends' own queries)."""
+        return text
+
     @abc.abstractmethod
     def register_sink(self, name: str) -> None: ...
 

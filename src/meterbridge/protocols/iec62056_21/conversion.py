@@ -206,36 +206,66 @@ def to_readings(
     sets = data_sets if isinstance(data_sets, tuple | list) else tuple(data_sets)
     meter = _checked(meter_id or meter_id_of(sets, identification, text_hook), received_at)
     facts = _FACTS
-    out: list[Reading] = []
-    append = out.append
+    items: list[_Item] = []
     for s in sets:
-        address = s.address
-        if not address:
+        if not s.address:
             continue
         values = s.values
         if len(values) == 1:
-            first = values[0]
-            fact, text, unit = facts[address], first.text, first.unit
-            if (fact.numeric or unit is not None) and text.isdecimal():
-                value: ParsedValue = int(text)
-            elif (fact.numeric or unit is not None) and text.replace(".", "", 1).isdecimal():
-                value = Decimal(text)
-            else:
-                append(_single(meter, fact, text, unit, received_at, text_hook))
-                continue
-            reading: Reading = _new(Reading)  # _reading(...) written out: the hot path
-            _put_meter(reading, meter)
-            _put_key(reading, fact.key)
-            _put_value(reading, value)
-            _put_unit(reading, unit or None)
-            _put_time(reading, received_at)
-            _put_quality(reading, _OK)
-            _put_name(reading, fact.name)
-            append(reading)
+            items.append((facts[s.address], values[0].text, values[0].unit, None))
         else:
-            general = reading_of(s, meter, received_at, text_hook)
+            items.append((None, "", None, s))  # a series: the general reading
+    return _readings(meter, items, received_at, text_hook)
+
+
+#: one data set to read: ``(facts, value text, unit, None)`` of a one-value set, ``(None, "", None, set)`` else
+_Item = tuple[_AddressFacts | None, str, str | None, DataSet | None]
+
+
+def _readings(
+    meter: str,
+    items: list[_Item],
+    received_at: datetime,
+    text_hook: TextHook,
+) -> list[Reading]:
+    """Readings of ``(facts, value text, unit, None)`` of one-value data sets (``(None, "", None, data
+    set)`` for any other set), in order. Plain numbers are built inline: this is the hot path of every readout."""
+    new, put_meter, put_key, put_value, put_unit, put_time, put_quality, put_name = (
+        _new,
+        _put_meter,
+        _put_key,
+        _put_value,
+        _put_unit,
+        _put_time,
+        _put_quality,
+        _put_name,
+    )
+    ok = _OK
+    out: list[Reading] = []
+    append = out.append
+    for fact, text, unit, series in items:
+        if fact is None:
+            assert series is not None
+            general = reading_of(series, meter, received_at, text_hook)
             assert general is not None
             append(general)
+            continue
+        if (fact.numeric or unit is not None) and text.isdecimal():
+            value: ParsedValue = int(text)
+        elif (fact.numeric or unit is not None) and text.replace(".", "", 1).isdecimal():
+            value = Decimal(text)
+        else:  # text, signs, spaces, errors, timestamps: the general reading of one value
+            append(_single(meter, fact, text, unit, received_at, text_hook))
+            continue
+        reading: Reading = new(Reading)  # _reading(...) written out
+        put_meter(reading, meter)
+        put_key(reading, fact.key)
+        put_value(reading, value)
+        put_unit(reading, unit or None)
+        put_time(reading, received_at)
+        put_quality(reading, ok)
+        put_name(reading, fact.name)
+        append(reading)
     return out
 
 
@@ -268,7 +298,7 @@ def readout_readings(
             text_hook=text_hook,
         )
     facts = _FACTS
-    split: list[tuple[_AddressFacts, str, str | None]] = []
+    split: list[_Item] = []
     found: dict[int, str] = {}
     for address, bracketed in zip(*pairs, strict=True):
         if not address:
@@ -279,9 +309,9 @@ def readout_readings(
             if "*" in unit:  # two units: DataMessage.decode says where
                 DataMessage.decode(raw)
                 raise AssertionError("unreachable: a second '*' is a grammar error")  # pragma: no cover
-            split.append((fact, value_text, unit))
+            split.append((fact, value_text, unit, None))
         else:
-            split.append((fact, value_text, None))
+            split.append((fact, value_text, None, None))
         rank = fact.id_rank
         if rank is not None and not meter_id and rank not in found:
             stripped = value_text.strip()
@@ -297,34 +327,4 @@ def readout_readings(
         else:
             meter = identification or None
     meter = _checked(meter, received_at)
-    new, put_meter, put_key, put_value, put_unit, put_time, put_quality, put_name = (
-        _new,
-        _put_meter,
-        _put_key,
-        _put_value,
-        _put_unit,
-        _put_time,
-        _put_quality,
-        _put_name,
-    )
-    ok = _OK
-    out: list[Reading] = []
-    append = out.append
-    for fact, value_text, value_unit in split:
-        if (fact.numeric or value_unit is not None) and value_text.isdecimal():
-            value: ParsedValue = int(value_text)
-        elif (fact.numeric or value_unit is not None) and value_text.replace(".", "", 1).isdecimal():
-            value = Decimal(value_text)
-        else:  # text, signs, spaces, errors, timestamps: the general reading of one value
-            append(_single(meter, fact, value_text, value_unit, received_at, text_hook))
-            continue
-        reading: Reading = new(Reading)  # _reading(...) written out: the hot path
-        put_meter(reading, meter)
-        put_key(reading, fact.key)
-        put_value(reading, value)
-        put_unit(reading, value_unit or None)
-        put_time(reading, received_at)
-        put_quality(reading, ok)
-        put_name(reading, fact.name)
-        append(reading)
-    return out
+    return _readings(meter, split, received_at, text_hook)

@@ -305,24 +305,7 @@ def _decode_records(
                             p += 1
                         if not byte & 0x80:
                             hit = cache.get(buffer[pos:p])
-            if hit is not None:
-                (
-                    length,
-                    kind,
-                    function,
-                    storage,
-                    tariff,
-                    subunit,
-                    info,
-                    extensions,
-                    difes,
-                    vif,
-                    vifes,
-                    extra,
-                ) = hit
-                pos = p
-                text_unit = None
-            else:
+            if hit is None:
                 header = _decode_header(buffer, pos, end, base, index, append)
                 if header is None:  # a special-function DIF (filler, manufacturer data)
                     if dif == 0x2F:
@@ -335,31 +318,28 @@ def _decode_records(
                     manufacturer = buffer[pos + 1 : end]
                     more = dif == 0x1F
                     break
-                (
-                    (
-                        length,
-                        kind,
-                        function,
-                        storage,
-                        tariff,
-                        subunit,
-                        info,
-                        extensions,
-                        difes,
-                        vif,
-                        vifes,
-                        extra,
-                    ),
-                    (
-                        text_unit,
-                        header_end,
-                    ),
-                ) = header
+                hit, (text_unit, p) = header
                 if text_unit is None:
                     if len(cache) >= _HEADER_CACHE_MAX:
                         cache.clear()
-                    cache[buffer[pos:header_end]] = header[0]
-                pos = header_end
+                    cache[buffer[pos:p]] = hit
+            else:
+                text_unit = None
+            (
+                length,
+                kind,
+                function,
+                storage,
+                tariff,
+                subunit,
+                info,
+                extensions,
+                difes,
+                vif,
+                vifes,
+                extra,
+            ) = hit
+            pos = p
         if length < 0:
             if pos >= end:
                 raise _premature("LVAR", pos)
